@@ -1,0 +1,77 @@
+"""Comparison and diagnosis shared by every assignment's checks."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+import numpy as np
+
+
+class Failure(AssertionError):
+    """A failed check; its message is shown to the learner in feedback."""
+
+
+@dataclass(frozen=True)
+class KnownMistake:
+    """A wrong variant of a result: what a learner who made `name` would return.
+
+    `expected` is that wrong result, computed on the same inputs; `hint` says where to look.
+    """
+
+    name: str
+    expected: object
+    hint: str
+
+
+def as_array(value, what: str) -> np.ndarray:
+    """Turn a learner's return value (ndarray, torch tensor, list) into a float64 array."""
+    if hasattr(value, "detach"):  # a torch tensor, without importing torch here
+        value = value.detach().cpu().numpy()
+    try:
+        arr = np.asarray(value, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise Failure(
+            f"{what} should be an array of numbers, but got a {type(value).__name__}."
+        ) from None
+    return arr
+
+
+def _close(actual: np.ndarray, expected: np.ndarray, rtol: float, atol: float) -> bool:
+    return actual.shape == expected.shape and bool(
+        np.allclose(actual, expected, rtol=rtol, atol=atol, equal_nan=False)
+    )
+
+
+def check_close(
+    actual,
+    expected,
+    what: str,
+    *,
+    rtol: float = 1e-7,
+    atol: float = 1e-9,
+    mistakes: Iterable[KnownMistake] = (),
+) -> None:
+    """Raise `Failure` unless `actual` matches `expected` (both array-like).
+
+    On a mismatch, the first of `mistakes` whose wrong result `actual` matches names the
+    mistake; otherwise the message gives the size of the error, never the values.
+    """
+    actual = as_array(actual, what)
+    expected = np.asarray(expected, dtype=np.float64)
+    if actual.shape != expected.shape:
+        raise Failure(f"{what} has shape {actual.shape}, expected shape {expected.shape}.")
+    if not np.all(np.isfinite(actual)):
+        raise Failure(f"{what} contains NaN or infinite values.")
+    if _close(actual, expected, rtol, atol):
+        return
+    for mistake in mistakes:
+        wrong = np.asarray(mistake.expected, dtype=np.float64)
+        if _close(actual, wrong, rtol, atol):
+            raise Failure(f"{what} is wrong: it looks like {mistake.name}. {mistake.hint}")
+    scale = max(float(np.abs(expected).max(initial=0.0)), 1e-12)
+    error = float(np.abs(actual - expected).max())
+    raise Failure(
+        f"{what} is wrong: the largest difference from the correct result is {error:.3g} "
+        f"(relative to the largest value: {error / scale:.3g})."
+    )
