@@ -75,3 +75,20 @@ def check_close(
         f"{what} is wrong: the largest difference from the correct result is {error:.3g} "
         f"(relative to the largest value: {error / scale:.3g})."
     )
+
+
+def call_learner(fn, *args, what: str | None = None, **kwargs):
+    """Call a learner's function and return its result.
+
+    Any exception it raises becomes a short `Failure` such as "batchnorm_forward raised
+    NotImplementedError: ..." (no traceback into the check code). `what` names the call
+    in the message; it defaults to the function's name.
+    """
+    name = what or getattr(fn, "__name__", None) or type(fn).__name__
+    try:
+        return fn(*args, **kwargs)
+    except Exception as err:  # noqa: BLE001 (any learner error becomes feedback)
+        detail = str(err).strip().splitlines()[0] if str(err).strip() else ""
+        raise Failure(
+            f"{name} raised {type(err).__name__}" + (f": {detail}" if detail else "") + "."
+        ) from None
