@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable
 from dataclasses import dataclass
 
@@ -92,3 +93,29 @@ def call_learner(fn, *args, what: str | None = None, **kwargs):
         raise Failure(
             f"{name} raised {type(err).__name__}" + (f": {detail}" if detail else "") + "."
         ) from None
+
+
+def learner_check(check):
+    """Decorate a hidden-test check so a failure shows its message, not the check's code.
+
+    The `Failure` is raised again from the wrapper with its traceback dropped, so the
+    feedback shows the test cell's one line and the message. Any other exception is a
+    bug in the check itself and is reported as such, still without the check's code.
+    """
+
+    @functools.wraps(check)
+    def run(*args, **kwargs):
+        try:
+            check(*args, **kwargs)
+        except Failure as failure:
+            message = str(failure)
+        except Exception as err:
+            message = (
+                f"the check {check.__name__} itself failed ({type(err).__name__}); "
+                "please tell your instructor."
+            )
+        else:
+            return
+        raise Failure(message) from None
+
+    return run
