@@ -119,3 +119,38 @@ def learner_check(check):
         raise Failure(message) from None
 
     return run
+
+
+def unpack(result, names: tuple[str, ...], what: str) -> tuple:
+    """Check that a learner's function returned a tuple with one item per name."""
+    if not isinstance(result, tuple | list) or len(result) != len(names):
+        raise Failure(
+            f"{what} should return a tuple ({', '.join(names)}), "
+            f"but returned a {type(result).__name__}"
+            + (f" of length {len(result)}." if isinstance(result, tuple | list) else ".")
+        )
+    return tuple(result)
+
+
+def check_unchanged(what: str, originals: dict, arrays: dict) -> None:
+    """Raise `Failure` if a learner's function changed one of its input arrays in place.
+
+    `originals` maps argument names to copies taken before the call, `arrays` to the
+    arrays that were passed.
+    """
+    for name, original in originals.items():
+        if not np.array_equal(original, arrays[name]):
+            raise Failure(
+                f"{what} modified its input {name} in place. Compute new arrays instead "
+                f"(for example `{name} - mu` rather than `{name} -= mu`)."
+            )
+
+
+def check_dtype(actual, dtype, what: str) -> None:
+    """Raise `Failure` unless the learner's array has `dtype` (the dtype of the inputs)."""
+    actual_dtype = getattr(actual, "dtype", None)
+    if actual_dtype != np.dtype(dtype):
+        raise Failure(
+            f"{what} has dtype {actual_dtype} for {np.dtype(dtype)} inputs: return the "
+            "input's dtype (avoid astype(np.float64) and float64 arrays created inside)."
+        )
