@@ -12,6 +12,15 @@ export MPLBACKEND := Agg
 
 .DEFAULT_GOAL := help
 .PHONY: help venv book book-strict test lint format lab clean
+.PHONY: system-deps site-assets screenshots linkcheck-external
+
+# npm packages (tests/site/package.json): MathJax, served with the book so math renders
+# offline, and axe-core for the accessibility tests. MathJax is copied into _vendor/,
+# which _config.yml lists in html_static_path.
+NODE_DIR     := tests/site
+NODE_STAMP   := $(NODE_DIR)/node_modules/.installed
+MATHJAX      := _vendor/mathjax
+MATHJAX_DIST := $(NODE_DIR)/node_modules/mathjax/es5
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -25,11 +34,11 @@ $(STAMP): requirements.txt requirements-dev.txt
 
 venv: $(STAMP) ## create .venv with the pinned requirements (done by every target)
 
-book: $(STAMP) ## build the HTML book into _build/html (cached: fast when nothing changed)
+book: $(STAMP) site-assets ## build the HTML book into _build/html (cached: fast when nothing changed)
 	$(BIN)/jupyter-book build .
 	@echo "Open the book: $(abspath _build/html/index.html)"
 
-book-strict: $(STAMP) ## build the book from clean, failing on any warning (as CI does)
+book-strict: $(STAMP) site-assets ## build the book from clean, failing on any warning (as CI does)
 	rm -rf _build
 	$(BIN)/jupyter-book build . -W -n --keep-going
 
@@ -49,3 +58,28 @@ lab: $(STAMP) ## open the exercises in JupyterLab
 
 clean: ## remove build output (keeps .venv)
 	rm -rf _build .pytest_cache .hypothesis
+
+system-deps: ## install Debian's chromium for the browser tests (root, once per machine)
+	@test -x /usr/bin/chromium || { apt-get update -qq && \
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+		chromium >/dev/null; }
+	@/usr/bin/chromium --version
+
+$(NODE_STAMP): $(NODE_DIR)/package.json $(NODE_DIR)/package-lock.json
+	npm ci --prefix $(NODE_DIR) --no-audit --no-fund --loglevel=error
+	@touch $@
+
+$(MATHJAX)/.copied: $(NODE_STAMP)
+	rm -rf $(MATHJAX) && mkdir -p $(MATHJAX)
+	cp $(MATHJAX_DIST)/../LICENSE $(MATHJAX_DIST)/tex-mml-chtml.js $(MATHJAX)/
+	cd $(MATHJAX_DIST) && cp -r --parents output/chtml input/tex/extensions ui a11y sre \
+		$(abspath $(MATHJAX))/
+	@touch $@
+
+site-assets: $(MATHJAX)/.copied ## install the npm packages and copy MathJax into _vendor/
+
+screenshots: book ## screenshots of the built site, phone and desktop, into screenshots/
+	$(BIN)/python tests/site/screenshots.py _build/html screenshots
+
+linkcheck-external: book ## check the built site's external links (needs the internet)
+	$(BIN)/linkchecker --no-status --check-extern _build/html/index.html
