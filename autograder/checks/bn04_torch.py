@@ -441,26 +441,35 @@ def _simulate(steps, gamma, beta, momentum, mistake=None):
     rm, rv, count = np.zeros(CHANNELS), np.ones(CHANNELS), 0
     results = []
     for training, x in steps:
-        batch_stats = training or mistake == "batch stats in eval"
-        if batch_stats:
+        update = (training and mistake != "no update") or mistake in _EVAL_UPDATES
+        if update and mistake == "update in eval":  # the buffers are updated first
+            rm, rv, count = _update(rm, rv, count, x, momentum, mistake)
+        if training or mistake == "batch stats in eval":
             y = reference.spatial_batchnorm_forward(x, gamma, beta, EPS)
         else:
             y = reference.batchnorm_inference(x, gamma, beta, rm, rv, EPS)
-        if (training and mistake != "no update") or mistake == "update in eval":
-            count += 1
-            factor = 1.0 / count if momentum is None else momentum
-            if mistake == "momentum None ignored" and momentum is None:
-                factor = 0.1
-            mean = x.mean(axis=IMAGE_AXES)
-            var = x.var(axis=IMAGE_AXES, ddof=0 if mistake == "biased" else 1)
-            if mistake == "std":
-                var = np.sqrt(var)
-            if mistake == "flipped":
-                rm, rv = factor * rm + (1 - factor) * mean, factor * rv + (1 - factor) * var
-            else:
-                rm, rv = (1 - factor) * rm + factor * mean, (1 - factor) * rv + factor * var
+        if update and mistake != "update in eval":
+            rm, rv, count = _update(rm, rv, count, x, momentum, mistake)
         results.append((y, rm.copy(), rv.copy()))
     return results
+
+
+_EVAL_UPDATES = ("update in eval", "update in eval after normalizing")
+
+
+def _update(rm, rv, count, x, momentum, mistake):
+    """One update of the simulated running statistics, with `mistake` if it is one."""
+    count += 1
+    factor = 1.0 / count if momentum is None else momentum
+    if mistake == "momentum None ignored" and momentum is None:
+        factor = 0.1
+    mean = x.mean(axis=IMAGE_AXES)
+    var = x.var(axis=IMAGE_AXES, ddof=0 if mistake == "biased" else 1)
+    if mistake == "std":
+        var = np.sqrt(var)
+    if mistake == "flipped":
+        return factor * rm + (1 - factor) * mean, factor * rv + (1 - factor) * var, count
+    return (1 - factor) * rm + factor * mean, (1 - factor) * rv + factor * var, count
 
 
 _MISTAKES = {
@@ -483,6 +492,10 @@ _MISTAKES = {
         + WHERE_UPDATE,
     ),
     "update in eval": (
+        "running statistics updated in eval mode too",
+        "Update the running statistics only when self.training is True.",
+    ),
+    "update in eval after normalizing": (
         "running statistics updated in eval mode too",
         "Update the running statistics only when self.training is True.",
     ),
