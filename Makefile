@@ -56,6 +56,13 @@ format: $(STAMP) ## fix what the linter can fix
 lab: $(STAMP) ## open the exercises in JupyterLab
 	$(BIN)/jupyter lab exercises/
 
+# nbgrader's configuration lives in autograder/; it is named without its .py extension.
+NBGRADER := $(BIN)/nbgrader
+NBGRADER_CONFIG := --NbGrader.config_file=autograder/nbgrader_config
+.PHONY: exercises
+exercises: $(STAMP) ## regenerate the student notebooks in exercises/ from solutions/
+	$(NBGRADER) generate_assignment '*' --force $(NBGRADER_CONFIG) --log-level=WARN
+
 clean: ## remove build output (keeps .venv)
 	rm -rf _build .pytest_cache .hypothesis
 
