@@ -17,6 +17,7 @@ Bad input raises ``ValueError`` with a message that says what is wrong.
 from __future__ import annotations
 
 import math
+import warnings
 from collections.abc import Sequence
 
 import numpy as np
@@ -40,11 +41,16 @@ __all__ = [
 
 
 def _array(value, name: str) -> np.ndarray:
-    """Return `value` as a new float64 array, rejecting non-numeric or non-finite data."""
+    """Return `value` as a new float64 array, rejecting non-numeric or non-finite data.
+
+    Complex values are rejected too: casting would silently drop their imaginary part.
+    """
     try:
-        arr = np.array(value, dtype=np.float64, copy=True)
-    except (TypeError, ValueError) as err:
-        raise ValueError(f"{name} must be an array of numbers ({err})") from None
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", np.exceptions.ComplexWarning)
+            arr = np.array(value, dtype=np.float64, copy=True)
+    except (TypeError, ValueError, np.exceptions.ComplexWarning) as err:
+        raise ValueError(f"{name} must be an array of real numbers ({err})") from None
     if not np.all(np.isfinite(arr)):
         raise ValueError(f"{name} contains NaN or infinite values")
     return arr

@@ -170,9 +170,13 @@ def test_non_finite_input_is_rejected(call, name, bad):
         call(bad)
 
 
-@pytest.mark.parametrize("value", ["abc", [[1.0, "x"], [2.0, 3.0]], [[1.0], [2.0, 3.0]], {}])
-def test_non_numeric_input_is_rejected(value):
-    with pytest.raises(ValueError, match="x must be an array of numbers"):
+@pytest.mark.parametrize(
+    "value",
+    ["abc", [[1.0, "x"], [2.0, 3.0]], [[1.0], [2.0, 3.0]], {}, [[1j], [2.0]], np.ones((2, 1)) * 1j],
+)
+def test_non_numeric_or_complex_input_is_rejected(value):
+    """Complex input must not lose its imaginary part silently."""
+    with pytest.raises(ValueError, match="x must be an array of real numbers"):
         ref.batchnorm_forward(value, np.ones(1), np.ones(1))
 
 
