@@ -15,13 +15,17 @@ from urllib.parse import urljoin
 from builtsite import DESKTOP, PHONE, WAIT_FOR_MATHJAX, first_page, launch_chromium, serve
 
 
-def pages_to_shoot() -> dict[str, str]:
+def pages_to_shoot(build: Path) -> dict[str, str]:
     """{name: path inside the build} for the landing page, one chapter and one exercise."""
     chosen = {"landing": "book/index.html"}
-    chapter = first_page(lambda page: page.is_chapter) or first_page(
+
+    def built(page) -> bool:
+        return (build / page.html).is_file()
+
+    chapter = first_page(lambda page: page.is_chapter and built(page)) or first_page(
         lambda page: page.docname.startswith("book/") and page.docname != "book/index"
     )
-    exercise = first_page(lambda page: page.is_exercise)
+    exercise = first_page(lambda page: page.is_exercise and built(page))
     if chapter:
         chosen["chapter"] = chapter.html
     if exercise:
@@ -41,7 +45,7 @@ def main(build: Path, out: Path) -> int:
         for viewport, mobile in ((DESKTOP, False), (PHONE, True)):
             context = browser.new_context(viewport=viewport, is_mobile=mobile, has_touch=mobile)
             tab = context.new_page()
-            for name, path in pages_to_shoot().items():
+            for name, path in pages_to_shoot(build).items():
                 tab.goto(urljoin(base_url, path), wait_until="load")
                 tab.evaluate(WAIT_FOR_MATHJAX)
                 tab.wait_for_load_state("networkidle")
