@@ -25,6 +25,7 @@ from builtsite import (
     WAIT_FOR_MATHJAX,
     Page,
     serve,
+    toc_pages,
 )
 
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
@@ -179,15 +180,17 @@ def visit_page(browser, base_url, site_dir):
     def visit(page: Page) -> Visit:
         if page.docname not in cache:
             if not (site_dir / page.html).is_file():
-                pytest.fail(
-                    f"{page.source.name} is in the TOC but {page.html} was not built: "
-                    "rebuild with `make book`",
-                    pytrace=False,
-                )
+                pytest.skip(f"{page.html} was not built (test_every_toc_page_is_built fails)")
             cache[page.docname] = _visit(browser, base_url, urljoin(base_url, page.html))
         return cache[page.docname]
 
     return visit
+
+
+@pytest.fixture(scope="session")
+def built_pages(site_dir) -> list[Page]:
+    """The TOC's pages that are in the build, in reading order."""
+    return [page for page in toc_pages() if (site_dir / page.html).is_file()]
 
 
 @pytest.fixture
