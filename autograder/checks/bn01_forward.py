@@ -74,6 +74,11 @@ def _forward_mistakes(x, gamma, beta, eps=EPS) -> list[KnownMistake]:
             + beta,
             "Each feature is normalized over the batch: reduce over axis 0.",
         ),
+        KnownMistake(
+            "eps left out",
+            gamma * (x - mu) / np.sqrt(var) + beta,
+            "Add eps to the variance inside the square root: sqrt(var + eps).",
+        ),
         KnownMistake("beta forgotten", gamma * x_hat, "The output is gamma * x_hat + beta."),
         KnownMistake("gamma forgotten", x_hat + beta, "The output is gamma * x_hat + beta."),
         KnownMistake(

@@ -107,6 +107,11 @@ def _param_mistakes(dy, x, eps=EPS) -> dict[str, list[KnownMistake]]:
                 "gamma multiplies x_hat, not x.",
             ),
             KnownMistake(
+                "x_hat computed with the unbiased variance",
+                (dy * (x - x.mean(axis=0)) / np.sqrt(x.var(axis=0, ddof=1) + eps)).sum(axis=0),
+                "The forward pass uses the biased variance, (1/m) sum (x - mu)**2.",
+            ),
+            KnownMistake(
                 "a mean over the batch instead of a sum",
                 (dy * x_hat).mean(axis=0),
                 "gamma is shared by every example: add up their contributions.",
@@ -154,7 +159,11 @@ def _run(fn, dy, x, gamma, *, what="", rtol=1e-7, atol_scale=1e-9, dtype=None):
     dy64, x64, gamma64 = (a.astype(np.float64) for a in (dy, x, gamma))
     expected = reference.batchnorm_backward(dy64, x64, gamma64, EPS)
     param_mistakes = _param_mistakes(dy64, x64)
-    for label, actual, good in zip(("dx", "dgamma", "dbeta"), grads, expected, strict=True):
+    # The parameter gradients first: a wrong x_hat shows there before it spoils dx.
+    order = [
+        (label, grads[i], expected[i]) for i, label in ((1, "dgamma"), (2, "dbeta"), (0, "dx"))
+    ]
+    for label, actual, good in order:
         if label != "dx":
             _check_param_shape(actual, label, x.shape)
         check_close(

@@ -61,6 +61,11 @@ def _normalized(x, axes, eps=EPS, ddof=0):
     return (x - mu) / np.sqrt(var + eps)
 
 
+def _eps_outside(x, axes):
+    mu = x.mean(axis=axes, keepdims=True)
+    return (x - mu) / (np.sqrt(((x - mu) ** 2).mean(axis=axes, keepdims=True)) + EPS)
+
+
 # ------------------------------------------------------------ spatial forward
 
 
@@ -99,12 +104,10 @@ def _spatial_forward_mistakes(x, gamma, beta) -> list[KnownMistake]:
                 "Reshape gamma and beta to (1, C, 1, 1) before multiplying.",
             )
         )
-    mu = x.mean(axis=(0, 2, 3), keepdims=True)
-    std = np.sqrt(((x - mu) ** 2).mean(axis=(0, 2, 3), keepdims=True))
     mistakes.append(
         KnownMistake(
             "eps added outside the square root",
-            _ch(gamma) * (x - mu) / (std + EPS) + _ch(beta),
+            _ch(gamma) * _eps_outside(x, (0, 2, 3)) + _ch(beta),
             "Divide by sqrt(var + eps).",
         )
     )
@@ -345,6 +348,11 @@ def _groupnorm_mistakes(x, gamma, beta, num_groups) -> list[KnownMistake]:
             "the unbiased variance (ddof=1)",
             affine(_normalized(x.reshape(n, g, -1), (2,), ddof=1).reshape(x.shape)),
             "Normalization uses the biased variance.",
+        ),
+        KnownMistake(
+            "eps added outside the square root",
+            affine(_eps_outside(x.reshape(n, g, -1), (2,)).reshape(x.shape)),
+            "Divide by sqrt(var + eps).",
         ),
         KnownMistake(
             "batch norm statistics (over N, H and W per channel)",
