@@ -162,13 +162,20 @@ class Course:
             return list(csv.DictReader(handle))
 
 
-def _build(root: Path) -> Course:
+def new_course(root: Path) -> Course:
+    """A course at `root` with this repository's configuration and solutions/, and the
+    student versions generated from them by nbgrader."""
     (root / "autograder").mkdir(parents=True)
     shutil.copy(CONFIG, root / "autograder" / "nbgrader_config.py")
-    course = Course(root)
     for assignment in assignments():
         shutil.copytree(SOLUTIONS / assignment, root / "solutions" / assignment)
+    course = Course(root)
     course.nbgrader("generate_assignment", "*", "--force")
+    return course
+
+
+def _build(root: Path) -> Course:
+    course = new_course(root)
     for assignment in assignments():
         solution = nbformat.read(notebook_path(SOLUTIONS, assignment), as_version=4)
         released = course.released(assignment)
