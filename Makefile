@@ -34,13 +34,15 @@ $(STAMP): requirements.txt requirements-dev.txt
 
 venv: $(STAMP) ## create .venv with the pinned requirements (done by every target)
 
+# The book's kernels must keep Jupyter's inline backend: with MPLBACKEND=Agg, plt.show()
+# draws nothing and every figure is missing from the site.
 book: $(STAMP) site-assets ## build the HTML book into _build/html (cached: fast when nothing changed)
-	$(BIN)/jupyter-book build .
+	env -u MPLBACKEND $(BIN)/jupyter-book build .
 	@echo "Open the book: $(abspath _build/html/index.html)"
 
 book-strict: $(STAMP) site-assets ## build the book from clean, failing on any warning (as CI does)
 	rm -rf _build
-	$(BIN)/jupyter-book build . -W -n --keep-going
+	env -u MPLBACKEND $(BIN)/jupyter-book build . -W -n --keep-going
 
 test: $(STAMP) ## everything CI checks: lint, the strict book build, the test suite
 	$(BIN)/ruff check .
