@@ -15,7 +15,13 @@ import numpy as np
 import torch
 
 from autograder import reference
-from autograder.checks.core import Failure, KnownMistake, call_learner, check_close
+from autograder.checks.core import (
+    Failure,
+    KnownMistake,
+    call_learner,
+    check_close,
+    learner_check,
+)
 
 EPS = 1e-5
 CHANNELS = 3
@@ -243,6 +249,7 @@ def _function_case(seed: int, dtype, four_d: bool = True):
     return x, gamma, beta
 
 
+@learner_check
 def check_function_forward(fn) -> None:
     """Values of BatchNormFunction.apply on NCHW and (N, C) float64 input, N = 2."""
     for seed, four_d in [(0, True), (1, False)]:
@@ -269,6 +276,7 @@ def check_function_forward(fn) -> None:
             raise Failure("BatchNormFunction.forward modified its input x in place.")
 
 
+@learner_check
 def check_function_float32(fn) -> None:
     """float32 input gives a float32 output with the right values."""
     x, gamma, beta = _function_case(2, torch.float32)
@@ -289,6 +297,7 @@ def check_function_float32(fn) -> None:
     )
 
 
+@learner_check
 def check_function_backward(fn) -> None:
     """dx, dgamma, dbeta against the reference, NCHW (N = 2) and (N, C), float64."""
     for seed, four_d in [(3, True), (4, False)]:
@@ -360,6 +369,7 @@ def check_function_backward(fn) -> None:
         )
 
 
+@learner_check
 def check_function_gradcheck(fn) -> None:
     """torch.autograd.gradcheck in float64 on a small NCHW input."""
     rng = np.random.default_rng(5)
@@ -395,7 +405,10 @@ def check_function_gradcheck(fn) -> None:
 
 def _make(cls, *args, **kwargs):
     shown = ", ".join([repr(a) for a in args] + [f"{k}={v!r}" for k, v in kwargs.items()])
-    return call_learner(cls, *args, what=f"BatchNorm2d({shown})", **kwargs)
+    module = call_learner(cls, *args, what=f"BatchNorm2d({shown})", **kwargs)
+    if not isinstance(module, torch.nn.Module):
+        raise Failure("BatchNorm2d must be a subclass of torch.nn.Module.")
+    return module
 
 
 def _call(module, x, what="BatchNorm2d.forward"):
@@ -411,6 +424,11 @@ def _set_affine(module, gamma, beta) -> None:
             param = getattr(module, name, None)
             if not isinstance(param, torch.Tensor):
                 raise Failure(f"BatchNorm2d has no tensor attribute {name} (gamma/beta).")
+            if tuple(param.shape) != (len(value),):
+                raise Failure(
+                    f"BatchNorm2d's {name} has shape {tuple(param.shape)}, expected "
+                    f"(num_features,) = ({len(value)},)."
+                )
             param.copy_(torch.as_tensor(value))
 
 
@@ -564,6 +582,7 @@ def _run_sequence(cls, steps, momentum=0.1, seed=0, names=tuple(_MISTAKES)) -> N
             )
 
 
+@learner_check
 def check_module_parameters_and_buffers(cls) -> None:
     """Names, shapes, dtypes and initial values; buffers registered; state_dict keys."""
     module = _make(cls, 4)
@@ -614,6 +633,7 @@ def check_module_parameters_and_buffers(cls) -> None:
             )
 
 
+@learner_check
 def check_module_state_dict_round_trip(cls) -> None:
     """torch's state_dict loads into the learner's module and the other way round."""
     theirs = torch.nn.BatchNorm2d(CHANNELS)
@@ -653,12 +673,14 @@ def check_module_state_dict_round_trip(cls) -> None:
             raise Failure(f"state_dict entry {name} did not survive a round trip.")
 
 
+@learner_check
 def check_module_training_steps(cls) -> None:
     """Outputs and buffers over three training steps, compared with torch."""
     steps = [(True, _images(s, n=2, offset=20.0)) for s in (30, 31, 32)]
     _run_sequence(cls, steps, seed=33)
 
 
+@learner_check
 def check_module_train_eval_sequence(cls) -> None:
     """Alternating train and eval steps, including an eval batch of one image."""
     steps = [
@@ -671,20 +693,28 @@ def check_module_train_eval_sequence(cls) -> None:
     _run_sequence(cls, steps, seed=45)
 
 
+@learner_check
 def check_module_momentum_none(cls) -> None:
     """momentum=None: running statistics are the cumulative average of the batches."""
     steps = [(True, _images(s, n=2, offset=float(s - 50))) for s in (50, 51, 52, 53)]
     _run_sequence(cls, steps, momentum=None, seed=54)
 
 
+@learner_check
 def check_module_mode_follows_training_flag(cls) -> None:
     """The mode comes from self.training, whatever the grad mode."""
     x = _images(60, n=2, offset=5.0)
+    hint = (
+        "Choose batch or running statistics with self.training, which .train() and "
+        ".eval() set; gradients can be off during training and on in eval."
+    )
+    name = "the mode chosen by the grad mode (torch.is_grad_enabled()) rather than self.training"
     for training, grad in [(True, False), (False, True)]:
         mine, theirs = _pair(cls, 61)
         with torch.no_grad():  # non-trivial running statistics in both
             theirs(torch.tensor(_images(62, offset=1.0), dtype=torch.float32))
         call_learner(mine.load_state_dict, theirs.state_dict(), what="load_state_dict")
+        loaded = [theirs.running_mean.double().numpy(), theirs.running_var.double().numpy()]
         mine.train(training)
         theirs.train(training)
         xt = torch.tensor(x, dtype=torch.float32, requires_grad=grad)
@@ -697,31 +727,22 @@ def check_module_mode_follows_training_flag(cls) -> None:
         xd = np.asarray(xt.detach().double())
         if training:
             setting = "in training mode under torch.no_grad()"
-            wrong = reference.batchnorm_inference(
-                xd,
-                gamma,
-                beta,
-                np.asarray(mine.running_mean.double()),
-                np.asarray(mine.running_var.double()),
-                EPS,
-            )
+            updated = [
+                np.asarray(_buffer(mine, key).double()) for key in ("running_mean", "running_var")
+            ]
+            wrong = [
+                reference.batchnorm_inference(xd, gamma, beta, *stats, EPS)
+                for stats in (loaded, updated)
+            ]
         else:
             setting = "in eval mode with gradients enabled"
-            wrong = reference.spatial_batchnorm_forward(xd, gamma, beta, EPS)
+            wrong = [reference.spatial_batchnorm_forward(xd, gamma, beta, EPS)]
         check_close(
             y,
             expected,
             f"The output {setting}",
             **F32_TOL,
-            mistakes=[
-                KnownMistake(
-                    "the mode chosen by the grad mode (torch.is_grad_enabled()) rather than "
-                    "self.training",
-                    wrong,
-                    "Choose batch or running statistics with self.training, which .train() "
-                    "and .eval() set; gradients can be off during training and on in eval.",
-                )
-            ],
+            mistakes=[KnownMistake(name, values, hint) for values in wrong],
         )
         check_close(
             _buffer(mine, "running_mean"),
@@ -731,6 +752,7 @@ def check_module_mode_follows_training_flag(cls) -> None:
         )
 
 
+@learner_check
 def check_module_rejects_one_value_per_channel(cls) -> None:
     """Training with one value per channel raises ValueError; N = 1 with H*W > 1 works."""
     mine, theirs = _pair(cls, 70)
@@ -765,6 +787,7 @@ def check_module_rejects_one_value_per_channel(cls) -> None:
         check_close(_call(mine, xt), expected, f"The output for a batch with {shape}", **F32_TOL)
 
 
+@learner_check
 def check_module_built_on_function(cls, function) -> None:
     """Training mode goes through BatchNormFunction; gradients match torch's."""
     mine, theirs = _pair(cls, 80)
@@ -805,6 +828,7 @@ def _graph_contains(node, function, depth: int = 6) -> bool:
     return any(_graph_contains(n, function, depth - 1) for n, _ in node.next_functions)
 
 
+@learner_check
 def check_module_options(cls) -> None:
     """affine=False and track_running_stats=False behave as in torch."""
     for kwargs in [{"affine": False}, {"track_running_stats": False}]:

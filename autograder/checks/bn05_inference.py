@@ -14,7 +14,13 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from autograder.checks.core import Failure, KnownMistake, call_learner, check_close
+from autograder.checks.core import (
+    Failure,
+    KnownMistake,
+    call_learner,
+    check_close,
+    learner_check,
+)
 
 F64_TOL = {"rtol": 1e-7, "atol": 1e-9}
 F32_TOL = {"rtol": 1e-4, "atol": 1e-5}
@@ -139,24 +145,28 @@ def _check_fold(fn, conv, bn, x, setting: str, tol) -> None:
     )
 
 
+@learner_check
 def check_fold_matches_eval(fn) -> None:
     """conv with bias, then bn: the folded conv gives the same output (float64)."""
     conv, bn, x = _conv_bn(100, bias=True)
     _check_fold(fn, conv, bn, x, "float64, conv with a bias", F64_TOL)
 
 
+@learner_check
 def check_fold_without_conv_bias(fn) -> None:
     """conv without bias (as before a batch norm), float32: the folded conv needs one."""
     conv, bn, x = _conv_bn(101, bias=False, dtype=torch.float32)
     _check_fold(fn, conv, bn, x, "float32, conv without a bias", F32_TOL)
 
 
+@learner_check
 def check_fold_keeps_conv_settings(fn) -> None:
     """stride, padding and dilation of the convolution are kept."""
     conv, bn, x = _conv_bn(102, bias=True, stride=2, padding=2, dilation=2)
     _check_fold(fn, conv, bn, x, "stride 2, padding 2, dilation 2", F64_TOL)
 
 
+@learner_check
 def check_fold_leaves_inputs_unchanged(fn) -> None:
     """conv and bn are not modified, and the result shares no parameter with conv."""
     conv, bn, x = _conv_bn(103, bias=True)
@@ -177,6 +187,7 @@ def check_fold_leaves_inputs_unchanged(fn) -> None:
         raise Failure("fold_batchnorm_into_conv changed the mode of conv or bn.")
 
 
+@learner_check
 def check_fold_rejects_training_mode(fn) -> None:
     """Folding a bn or conv in training mode raises ValueError."""
     for which in ("bn", "conv"):
@@ -296,6 +307,7 @@ def _recalibrate(fn, model, batches) -> None:
     call_learner(fn, model, iter(batches), what="recalibrate_batchnorm")
 
 
+@learner_check
 def check_recalibrate_population_statistics(fn) -> None:
     """After recalibration every bn holds the cumulative average of its batch statistics."""
     model = _small_model(200).eval()
@@ -320,6 +332,7 @@ def check_recalibrate_population_statistics(fn) -> None:
             )
 
 
+@learner_check
 def check_recalibrate_restores_momentum_and_mode(fn) -> None:
     """momentum of every bn and the mode of every module are as before."""
     for training in (False, True):
@@ -346,6 +359,7 @@ def check_recalibrate_restores_momentum_and_mode(fn) -> None:
             )
 
 
+@learner_check
 def check_recalibrate_leaves_parameters(fn) -> None:
     """Recalibration changes buffers only: parameters keep their values."""
     model = _small_model(220).eval()
@@ -435,18 +449,21 @@ def _check_accuracy(fn, model, x, y, setting: str) -> None:
     )
 
 
+@learner_check
 def check_evaluate_accuracy(fn) -> None:
     """The accuracy of a model given in eval mode."""
     model, x, y = _classifier(300)
     _check_accuracy(fn, model.eval(), x, y, "eval mode")
 
 
+@learner_check
 def check_evaluate_model_in_training_mode(fn) -> None:
     """A model given in training mode is evaluated with its running statistics."""
     model, x, y = _classifier(301)
     _check_accuracy(fn, model.train(), x, y, "training mode")
 
 
+@learner_check
 def check_evaluate_leaves_buffers(fn) -> None:
     """Evaluation changes no buffer (running statistics, num_batches_tracked)."""
     model, x, y = _classifier(302)
@@ -462,6 +479,7 @@ def check_evaluate_leaves_buffers(fn) -> None:
         )
 
 
+@learner_check
 def check_evaluate_restores_mode(fn) -> None:
     """The model is in the same mode afterwards, training or eval."""
     for training in (True, False):
