@@ -72,7 +72,7 @@ system-deps: ## install Debian's chromium for the browser tests (root, once per 
 	@test -x /usr/bin/chromium || { apt-get update -qq && \
 		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
 		chromium >/dev/null; }
-	@/usr/bin/chromium --version
+	@/usr/bin/chromium --version 2>/dev/null
 
 $(NODE_STAMP): $(NODE_DIR)/package.json $(NODE_DIR)/package-lock.json
 	npm ci --prefix $(NODE_DIR) --no-audit --no-fund --loglevel=error
