@@ -41,6 +41,20 @@ TOL = 1e-10
 FD_TOL = 1e-7
 
 
+def float64_tolerance(x: np.ndarray, axes: tuple[int, ...], eps: float) -> float:
+    """TOL, or more when float64 itself cannot resolve the normalized values to TOL.
+
+    x_hat = (x - mu) / sqrt(var + eps) amplifies the rounding of x (relative size 2**-53)
+    by kappa = max |x| / sqrt(var + eps) over each group normalized together (`axes`).
+    Two correct float64 implementations then differ by a small multiple of 2**-53 * kappa:
+    about 1e-9 for an offset of 1e4 with a variance near eps, which a random batch of two
+    close values can also produce. Up to kappa ~ 7e3 the tolerance stays TOL.
+    """
+    var = x.var(axis=axes, keepdims=True)
+    kappa = float((np.abs(x).max(axis=axes, keepdims=True) / np.sqrt(var + eps)).max())
+    return max(TOL, 64 * np.finfo(np.float64).eps * kappa)
+
+
 def is_close(actual, expected, tol: float = TOL) -> bool:
     """True when both arrays have the same shape and agree to `tol` (relative and absolute).
 
@@ -141,6 +155,12 @@ def close() -> Callable[..., bool]:
 def check() -> Callable[..., None]:
     """The comparison of every agreement test, as an assertion (see `assert_close`)."""
     return assert_close
+
+
+@pytest.fixture(scope="session")
+def tolerance_for() -> Callable[..., float]:
+    """The agreement tolerance for a given input (see `float64_tolerance`)."""
+    return float64_tolerance
 
 
 @pytest.fixture(scope="session")

@@ -248,7 +248,9 @@ def bn_shapes(draw):
 
 
 @given(shape=bn_shapes(), seed=st.integers(0, 2**32 - 1), data=st.data())
-def test_property_adversarial_inputs_match_torch(adversarial, check, shape, seed, data):
+def test_property_adversarial_inputs_match_torch(
+    adversarial, check, tolerance_for, shape, seed, data
+):
     rng = np.random.default_rng(seed)
     kinds = data.draw(
         st.lists(st.sampled_from(adversarial.kinds), min_size=shape[1], max_size=shape[1])
@@ -256,6 +258,7 @@ def test_property_adversarial_inputs_match_torch(adversarial, check, shape, seed
     x = adversarial.array(rng, shape, kinds)
     gamma, beta = rng.standard_normal(shape[1]), rng.standard_normal(shape[1])
     dy = rng.standard_normal(shape)
+    tol = tolerance_for(x, (0,) + tuple(range(2, x.ndim)), EPS)
     actual = forward_and_backward(x, gamma, beta, dy)
     for name, got, want in zip(
         ("y", "dx", "dgamma", "dbeta"),
@@ -264,7 +267,7 @@ def test_property_adversarial_inputs_match_torch(adversarial, check, shape, seed
         strict=True,
     ):
         assert np.all(np.isfinite(got)), name
-        check(got, want, what=name)
+        check(got, want, tol=tol, what=name)
     for c, kind in enumerate(kinds):
         if kind == "constant":  # x_hat = 0, so y = beta
             np.testing.assert_allclose(actual[0][:, c], beta[c], atol=1e-10)
@@ -300,24 +303,23 @@ def test_property_gradient_identities(shape, seed):
 # ------------------------------------------------------------------ conditioning
 
 
-def test_offset_and_tiny_variance_together_within_float64_conditioning(rng):
+def test_offset_and_tiny_variance_together_within_float64_conditioning(rng, tolerance_for):
     """Offset 1e4 with standard deviation 1e-3: x - mu loses ~7 of float64's 16 digits.
 
-    No float64 implementation can match another to 1e-10 here: the rounding of x itself,
-    relative size 2**-53, is amplified by |x| / sqrt(var + eps), about 3e6. Both the
-    reference and PyTorch are checked against an extended-precision computation (long
-    double) with a bound of 16 units of that amplified rounding.
+    No float64 implementation can match another to 1e-10 here: the rounding of x itself is
+    amplified by |x| / sqrt(var + eps), about 3e6. The reference and PyTorch are both
+    within the conditioning-aware tolerance of the property tests of an extended-precision
+    computation (long double), and that tolerance is still below 1e-7.
     """
     x = 1e4 + 1e-3 * rng.standard_normal((4, 3))
-    gamma, beta = rng.standard_normal(3), rng.standard_normal(3)
+    gamma, beta = rng.uniform(-1, 1, 3), rng.standard_normal(3)
     xl = x.astype(np.longdouble)
     mu = xl.mean(axis=0)
     var = ((xl - mu) ** 2).mean(axis=0)
-    exact = gamma * (xl - mu) / np.sqrt(var + np.longdouble(EPS)) + beta
-    amplification = np.abs(x).max() / np.sqrt(x.var(axis=0).min() + EPS)
-    bound = 16 * np.finfo(np.float64).eps * amplification * np.abs(gamma).max()
-    assert 1e-10 < bound < 1e-7
-    reference_error = np.abs(ref.batchnorm_forward(x, gamma, beta) - exact).max()
-    torch_error = np.abs(torch_batchnorm_train(x, gamma, beta, np.zeros_like(x))[0] - exact).max()
-    assert reference_error < bound
-    assert torch_error < bound
+    exact = (gamma * (xl - mu) / np.sqrt(var + np.longdouble(EPS)) + beta).astype(np.float64)
+    tol = tolerance_for(x, (0,), EPS)
+    assert 1e-10 < tol < 1e-7
+    reference = ref.batchnorm_forward(x, gamma, beta)
+    torch_y = torch_batchnorm_train(x, gamma, beta, np.zeros_like(x))[0]
+    assert np.abs(reference - exact).max() < tol
+    assert np.abs(torch_y - exact).max() < tol

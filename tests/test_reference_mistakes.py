@@ -238,6 +238,19 @@ def test_dx_mistakes_are_rejected(rng, adversarial, close, shape, mistake):
     assert_rejected(close, DX_MISTAKES[mistake](dy, x, gamma), expected)
 
 
+@pytest.mark.parametrize("shape", [(3, 2), (2, 2, 2, 1)])
+@pytest.mark.parametrize("mistake", sorted(DX_MISTAKES))
+def test_dx_mistakes_fail_the_finite_difference_check(rng, check_gradient, shape, mistake):
+    """The numeric-gradient check is discriminating too, even on unit-variance inputs."""
+    x = rng.standard_normal(shape)
+    gamma, dy = rng.standard_normal(shape[1]), rng.standard_normal(shape)
+    forward = ref.batchnorm_forward if x.ndim == 2 else ref.spatial_batchnorm_forward
+    args = (x, gamma, np.zeros(shape[1]))
+    check_gradient(backward_reference(dy, x, gamma)[0], forward, args, 0, dy)
+    with pytest.raises(AssertionError):
+        check_gradient(DX_MISTAKES[mistake](dy, x, gamma), forward, args, 0, dy)
+
+
 @pytest.mark.parametrize("shape", [(2, 3, 2, 2), (3, 3, 2, 3), (2, 3, 3, 3)])
 @pytest.mark.parametrize("mistake", sorted(SPATIAL_PARAM_MISTAKES))
 def test_spatial_parameter_gradient_mistakes_are_rejected(rng, adversarial, close, shape, mistake):
