@@ -556,7 +556,10 @@ def _run_sequence(cls, steps, momentum=0.1, seed=0, names=tuple(_MISTAKES)) -> N
         xt = torch.tensor(x, dtype=torch.float32)
         with torch.no_grad():
             expected = theirs(xt)
-        y = _call(mine, xt.clone())
+        given = _non_contiguous(xt)
+        y = _call(mine, given)
+        if not torch.equal(given, xt):
+            raise Failure(f"BatchNorm2d modified its input in place at {mode} step {index + 1}.")
         trained += training
         step = f"step {index + 1} ({mode} mode)"
         check_close(
