@@ -44,7 +44,7 @@ def test_every_mutant_is_caught_and_named(capsys):
             elif not named:
                 unnamed.append(f"{assignment}: {mutant.name} (expected {mutant.diagnostic!r})")
             report.append(
-                f"  {assignment:16} {mutant.name:55} lost {lost:4.1f} points, "
+                f"  {assignment:16} {mutant.name:66} lost {lost:4.1f} points, "
                 f"diagnostic {'shown' if named else 'MISSING'}"
             )
     total = len(report)
