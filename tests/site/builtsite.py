@@ -148,3 +148,14 @@ WAIT_FOR_MATHJAX = """async () => {
     await MathJax.startup.promise;
     return true;
 }"""
+
+
+# axe-core's violations within `context` (an axe context object: include / exclude lists of
+# selectors), in a form that prints well in a failure message. Needs AXE_JS injected first.
+RUN_AXE = """context => axe.run(context, {resultTypes: ['violations']}).then(result =>
+    result.violations.map(v => ({id: v.id, impact: v.impact, help: v.help,
+        targets: v.nodes.slice(0, 5).map(n => n.target.join(' '))})))"""
+# What axe leaves out on every page: MathJax's generated markup (MathJax's own business),
+# and code cells and their outputs, whose markup repeats from page to page and doubles
+# axe's time; test_accessibility checks those on one chapter.
+AXE_EXCLUDE = [["mjx-container"], [".highlight"], [".cell_output"]]

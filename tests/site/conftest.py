@@ -17,11 +17,13 @@ from urllib.parse import urljoin
 
 import pytest
 from builtsite import (
+    AXE_EXCLUDE,
     AXE_JS,
     BUILD,
     CHROMIUM,
     CHROMIUM_ARGS,
     DESKTOP,
+    RUN_AXE,
     WAIT_FOR_MATHJAX,
     Page,
     serve,
@@ -136,13 +138,7 @@ def _visit(browser, base_url: str, url: str) -> Visit:
         tab.evaluate(WAIT_FOR_IMAGES_AND_FONTS)
         visit.dom = tab.evaluate(COLLECT_DOM)
         tab.add_script_tag(path=str(AXE_JS))
-        # MathJax's generated markup is left out: it is MathJax's, and it triples axe's time.
-        visit.axe_violations = tab.evaluate(
-            """() => axe.run({exclude: [['mjx-container']]}, {resultTypes: ['violations']})
-                .then(result =>
-                result.violations.map(v => ({id: v.id, impact: v.impact, help: v.help,
-                    targets: v.nodes.slice(0, 5).map(n => n.target.join(' '))})))"""
-        )
+        visit.axe_violations = tab.evaluate(RUN_AXE, {"exclude": AXE_EXCLUDE})
     finally:
         context.close()
     return visit

@@ -114,7 +114,12 @@ def test_search_finds_a_word_from_the_book(tab, base_url):
     expected = _pages_containing(word)
     assert "book/notation.html" in expected, f"the notation page no longer says {word!r}"
     tab.goto(urljoin(base_url, f"search.html?q={word}"))
-    tab.locator("#search-results ul.search li a").first.wait_for(timeout=10_000)
+    # Sphinx lists results one by one, then says how many it found.
+    finished = "/found \\d+ page|did not match/"
+    tab.wait_for_function(
+        f"() => {finished}.test(document.querySelector('#search-results')?.textContent)",
+        timeout=15_000,
+    )
     found = {
         href.removeprefix(base_url).split("#")[0].split("?")[0]
         for href in tab.eval_on_selector_all(
