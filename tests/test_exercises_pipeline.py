@@ -42,9 +42,12 @@ def test_untouched_exercise_scores_zero_in_every_graded_cell(course, assignment)
 @pytest.mark.parametrize("assignment", ASSIGNMENTS)
 def test_feedback_shows_no_check_code(course, assignment):
     """A failing hidden test shows its message, not the code or inputs of the check."""
-    feedback = course.feedback_text(assignment, "untouched")
-    assert "default_rng" not in feedback
-    assert f"checks/{assignment}.py" not in feedback
+    students = ["untouched", *course.mutant_students[assignment]]
+    for student in students:
+        feedback = course.feedback_text(assignment, student)
+        assert feedback, f"{student} lost points without any feedback"
+        assert f"checks/{assignment}.py" not in feedback, f"{student}: check code in feedback"
+        assert "default_rng" not in feedback, f"{student}: test inputs in feedback"
 
 
 def test_export_has_full_and_zero_totals(course):
