@@ -68,11 +68,12 @@ exercises: $(STAMP) ## regenerate the student notebooks in exercises/ from solut
 clean: ## remove build output (keeps .venv)
 	rm -rf _build .pytest_cache .hypothesis
 
-system-deps: ## install Debian's chromium for the browser tests (root, once per machine)
-	@test -x /usr/bin/chromium || { apt-get update -qq && \
+system-deps: ## install Debian's chromium (browser tests) and bubblewrap (grading sandbox); root
+	@test -x /usr/bin/chromium -a -x /usr/bin/bwrap || { apt-get update -qq && \
 		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
-		chromium >/dev/null; }
+		chromium bubblewrap >/dev/null; }
 	@/usr/bin/chromium --version 2>/dev/null
+	@/usr/bin/bwrap --version
 
 $(NODE_STAMP): $(NODE_DIR)/package.json $(NODE_DIR)/package-lock.json
 	npm ci --prefix $(NODE_DIR) --no-audit --no-fund --loglevel=error
