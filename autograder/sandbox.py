@@ -1,7 +1,7 @@
 """Run untrusted learner code in isolation: bubblewrap around a preloaded zygote.
 
 A `Sandbox` starts one zygote process (`autograder/zygote.py`) under bubblewrap. The
-zygote sees only the Python installation and a private /tmp: not the course, not the
+zygote sees only the Python installation, read-only, and a private /sandbox: not the course, not the
 gradebook, not other submissions, no network. It imports numpy and torch once; each job
 then runs in a fresh forked process with its own namespaces and these limits:
 
@@ -19,6 +19,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import sysconfig
@@ -47,7 +48,7 @@ class Limits:
     cpu_seconds: int = 60
     memory_bytes: int = 2 * 2**30  # on top of what the preloaded modules already map
     processes: int = 64
-    file_bytes: int = 64 * 2**20  # private /tmp and any one file
+    file_bytes: int = 64 * 2**20  # the job's private /sandbox, and any one file
     output_bytes: int = 256 * 2**10
     event_bytes: int = 64 * 2**20  # cell events and the probe's result
 
@@ -67,6 +68,7 @@ class JobResult:
     wall_seconds: float = 0.0
     cpu_seconds: float = 0.0
     sandbox_error: str | None = None
+    cpu_limit: float = float("inf")
 
     @property
     def problem(self) -> str | None:
@@ -77,6 +79,10 @@ class JobResult:
             return "stopped: the time limit was reached"
         if not self.finished:
             code = self.exit_code
+            if code in (128 + signal.SIGXCPU, 128 + signal.SIGKILL) and (
+                self.cpu_seconds >= self.cpu_limit
+            ):
+                return "stopped: the CPU-time limit was reached"
             if code is not None and code > 128:
                 return f"the process was killed (signal {code - 128})"
             return f"the process ended early (exit code {code})"
@@ -146,13 +152,14 @@ def bwrap_command(preload: list[str]) -> list[str]:
     for path in paths:
         cmd += ["--ro-bind", path, path]
     cmd += ["--ro-bind", str(Path(zygote.__file__).resolve()), f"{ZYGOTE_DIR}/zygote.py"]
-    cmd += ["--proc", "/proc", "--dev", "/dev", "--tmpfs", "/tmp", "--chdir", "/tmp"]
+    cmd += ["--proc", "/proc", "--dev", "/dev", "--tmpfs", zygote.JOB_ROOT, "--chdir", "/"]
     env = {
-        "HOME": "/tmp",
+        "HOME": zygote.JOB_ROOT,
         "PATH": "/usr/bin:/bin",
         "LANG": "C.UTF-8",
         "MPLBACKEND": "Agg",
-        "MPLCONFIGDIR": "/tmp",
+        "MPLCONFIGDIR": zygote.JOB_ROOT,
+        "TMPDIR": zygote.JOB_ROOT,
         "OMP_NUM_THREADS": "1",
         "PYTHONDONTWRITEBYTECODE": "1",
         "PYTHONHASHSEED": "0",
@@ -222,7 +229,9 @@ class Sandbox:
         reply = self._read()
         if reply is None:
             raise SandboxError(f"the sandbox has stopped: {self._stderr()}")
-        return _job_result(reply, len(cells))
+        result = _job_result(reply, len(cells))
+        result.cpu_limit = self.limits.cpu_seconds
+        return result
 
 
 def _job_result(reply: dict, n_cells: int) -> JobResult:

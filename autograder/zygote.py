@@ -6,7 +6,8 @@ imported. It never sees the course files: the host sends each job over stdin.
 
 For each job the zygote forks a child that enters new user, mount, PID, IPC and network
 namespaces and forks the job process, which is PID 1 of its namespace: when it ends, every
-process it started ends with it. The job process mounts a private /tmp, sets resource
+process it started ends with it. The job process mounts a private /sandbox (its home,
+working folder and TMPDIR), sets resource
 limits, drops all capabilities, runs the cells and then the probe, and streams events to
 the zygote over a pipe. Anything it prints goes to a second pipe, capped in size.
 
@@ -22,6 +23,7 @@ import select
 import signal
 import struct
 import sys
+import tempfile
 import time
 import traceback
 
@@ -37,6 +39,8 @@ CAP_VERSION_3 = 0x20080522
 SYS_CAPSET = 126 if os.uname().machine == "x86_64" else 91
 
 libc = ctypes.CDLL(None, use_errno=True)
+# Each job's private, writable folder; the only writable place it has.
+JOB_ROOT = "/sandbox"
 
 
 # ----------------------------------------------------------------------- framing
@@ -107,15 +111,21 @@ def _isolate(limits):
     _check(libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0), "pdeathsig")
     os.setsid()
     size = f"size={limits['file_bytes']}".encode()
-    _check(libc.mount(b"tmpfs", b"/tmp", b"tmpfs", 0, size), "mount /tmp")
+    _check(libc.mount(b"tmpfs", JOB_ROOT.encode(), b"tmpfs", 0, size), "mount " + JOB_ROOT)
     if os.path.isdir("/dev/shm"):
         _check(libc.mount(b"tmpfs", b"/dev/shm", b"tmpfs", 0, b"size=1m"), "mount /dev/shm")
-    os.mkdir("/tmp/work")
-    os.chdir("/tmp/work")
-    os.environ["HOME"] = "/tmp/work"
+    for name in ("work", "tmp"):
+        os.mkdir(f"{JOB_ROOT}/{name}")
+    os.chdir(f"{JOB_ROOT}/work")
+    os.environ.update(
+        HOME=f"{JOB_ROOT}/work", TMPDIR=f"{JOB_ROOT}/tmp", MPLCONFIGDIR=f"{JOB_ROOT}/tmp"
+    )
+    tempfile.tempdir = None  # forget a temporary folder chosen before the job started
     vm_bytes = _current_vm_bytes()
+    # CPU time: SIGXCPU at the limit, SIGKILL a second later if it is ignored.
+    cpu = limits["cpu_seconds"]
+    resource.setrlimit(resource.RLIMIT_CPU, (cpu, cpu + 1))
     for name, value in [
-        (resource.RLIMIT_CPU, limits["cpu_seconds"]),
         (resource.RLIMIT_AS, vm_bytes + limits["memory_bytes"]),
         (resource.RLIMIT_NPROC, limits["processes"]),
         (resource.RLIMIT_FSIZE, limits["file_bytes"]),
