@@ -11,7 +11,7 @@ export PATH := $(abspath $(BIN)):$(PATH)
 export MPLBACKEND := Agg
 
 .DEFAULT_GOAL := help
-.PHONY: help venv book book-strict test lint format lab clean
+.PHONY: help venv book book-strict test lint format lab clean chapter-times
 .PHONY: system-deps site-assets screenshots linkcheck-external
 
 # npm packages (tests/site/package.json): MathJax, served with the book so math renders
@@ -23,7 +23,7 @@ MATHJAX      := _vendor/mathjax
 MATHJAX_DIST := $(NODE_DIR)/node_modules/mathjax/es5
 
 help: ## list the targets
-	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-19s %s\n", $$1, $$2}'
 
 $(STAMP): requirements.txt requirements-dev.txt
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -54,6 +54,9 @@ lint: $(STAMP) ## check the Python style
 
 format: $(STAMP) ## fix what the linter can fix
 	$(BIN)/ruff check --fix .
+
+chapter-times: $(STAMP) ## execute each chapter as on Colab and print how long it takes
+	$(BIN)/python -m pytest tests/test_chapters.py -k runs -s -q
 
 lab: $(STAMP) ## open the exercises in JupyterLab
 	$(BIN)/jupyter lab exercises/
