@@ -9,6 +9,7 @@ the course package cannot be imported. `make chapter-times` prints how long each
 from __future__ import annotations
 
 import ast
+import re
 import sys
 import time
 from pathlib import Path
@@ -57,6 +58,20 @@ def _unguarded_imports(tree: ast.AST) -> set[str]:
     return names
 
 
+def _contrast_with_white(hex_colour: str) -> float:
+    """WCAG 2 contrast ratio of an sRGB colour against white."""
+    channels = [int(hex_colour[i : i + 2], 16) / 255 for i in (1, 3, 5)]
+    linear = [c / 12.92 if c <= 0.03928 else ((c + 0.055) / 1.055) ** 2.4 for c in channels]
+    luminance = 0.2126 * linear[0] + 0.7152 * linear[1] + 0.0722 * linear[2]
+    return 1.05 / (luminance + 0.05)
+
+
+def test_contrast_formula_on_known_values():
+    assert _contrast_with_white("#000000") == pytest.approx(21.0)
+    assert _contrast_with_white("#ffffff") == pytest.approx(1.0)
+    assert _contrast_with_white("#767676") == pytest.approx(4.54, abs=0.01)
+
+
 def test_there_are_six_chapters():
     assert [p.stem[:2] for p in CHAPTERS] == ["01", "02", "03", "04", "05", "06"]
 
@@ -90,3 +105,15 @@ def test_chapter_runs_without_the_course_package(chapter, tmp_path, monkeypatch)
     seconds = time.perf_counter() - started
     print(f"\n{chapter.stem}: executed in {seconds:.1f} s")
     assert nb.cells[-1].outputs[0]["text"] == "autograder importable: False\n"
+
+
+@pytest.mark.parametrize("chapter", CHAPTERS, ids=lambda p: p.stem)
+def test_plot_colours_stand_out_against_white(chapter):
+    """Lines and markers need 3:1 contrast with the white background (WCAG 1.4.11)."""
+    code = _code(nbformat.read(chapter, as_version=4))
+    cycle = re.search(r'"axes\.prop_cycle": plt\.cycler\((.*?)\)', code, re.S)
+    assert cycle, f"{chapter.name} does not set the course's colour cycle"
+    colours = re.findall(r"#[0-9A-Fa-f]{6}", cycle.group(1))
+    assert len(colours) >= 6
+    weak = {c: round(_contrast_with_white(c), 2) for c in colours if _contrast_with_white(c) < 3}
+    assert not weak, f"colours below 3:1 against white: {weak}"
