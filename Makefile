@@ -7,8 +7,6 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 # nbgrader calls alembic and jupyter through PATH.
 export PATH := $(abspath $(BIN)):$(PATH)
-# Never pick up a GUI backend when building or testing.
-export MPLBACKEND := Agg
 
 .DEFAULT_GOAL := help
 .PHONY: help venv book book-strict test lint format lab clean chapter-times
@@ -34,15 +32,13 @@ $(STAMP): requirements.txt requirements-dev.txt
 
 venv: $(STAMP) ## create .venv with the pinned requirements (done by every target)
 
-# The book's kernels must keep Jupyter's inline backend: with MPLBACKEND=Agg, plt.show()
-# draws nothing and every figure is missing from the site.
 book: $(STAMP) site-assets ## build the HTML book into _build/html (cached: fast when nothing changed)
-	env -u MPLBACKEND $(BIN)/jupyter-book build .
+	$(BIN)/jupyter-book build .
 	@echo "Open the book: $(abspath _build/html/index.html)"
 
 book-strict: $(STAMP) site-assets ## build the book from clean, failing on any warning (as CI does)
 	rm -rf _build
-	env -u MPLBACKEND $(BIN)/jupyter-book build . -W -n --keep-going
+	$(BIN)/jupyter-book build . -W -n --keep-going
 
 test: $(STAMP) ## everything CI checks: lint, the strict book build, the test suite
 	$(BIN)/ruff check .
