@@ -9,9 +9,11 @@ then runs in a fresh forked process with its own namespaces and these limits:
 * captured output is cut at `Limits.output_bytes` (the job keeps running);
 * every process the job starts ends with it (it is PID 1 of its own namespace).
 
-A job is a list of cell sources run in one namespace, then an optional probe: trusted
-code that reads the learner's namespace as ``LEARNER`` and sets ``RESULT`` to plain JSON
-data. The host treats everything that comes back as untrusted data.
+A job is a list of items run in order: learner cells (source strings), run in one
+namespace, and `Probe`s: trusted code that reads that namespace as ``LEARNER`` and sets
+``RESULT`` to plain JSON data. Probes can import the course's scenario modules
+(`autograder.scenarios`), the only part of the course mounted in the sandbox. The host
+treats everything that comes back as untrusted data.
 """
 
 from __future__ import annotations
@@ -53,13 +55,20 @@ class Limits:
     event_bytes: int = 64 * 2**20  # cell events and the probe's result
 
 
+@dataclass(frozen=True)
+class Probe:
+    """Trusted code run between or after learner cells (see the module docstring)."""
+
+    code: str
+
+
 @dataclass
 class JobResult:
     """What came back from one job; every field is data the learner's code could shape."""
 
     cell_errors: list[str | None] = field(default_factory=list)
-    probe_result: object = None
-    probe_error: str | None = None
+    cell_outputs: list[str] = field(default_factory=list)
+    probe_results: list[tuple[object, str | None]] = field(default_factory=list)
     finished: bool = False
     timed_out: bool = False
     exit_code: int | None = None
@@ -69,6 +78,16 @@ class JobResult:
     cpu_seconds: float = 0.0
     sandbox_error: str | None = None
     cpu_limit: float = float("inf")
+
+    @property
+    def probe_result(self) -> object:
+        """The RESULT of the last probe that reported, or None."""
+        return self.probe_results[-1][0] if self.probe_results else None
+
+    @property
+    def probe_error(self) -> str | None:
+        """The error of the last probe that reported, or None."""
+        return self.probe_results[-1][1] if self.probe_results else None
 
     @property
     def problem(self) -> str | None:
@@ -98,8 +117,7 @@ def check_support() -> str | None:
     bwrap = _bwrap()
     if bwrap is None:
         return (
-            "bubblewrap (bwrap) is not installed; on Debian/Ubuntu: "
-            "sudo apt-get install bubblewrap"
+            "bubblewrap (bwrap) is not installed; on Debian/Ubuntu: sudo apt-get install bubblewrap"
         )
     probe = subprocess.run(
         [bwrap, "--ro-bind", "/", "/", "--unshare-all", "true"],
@@ -151,7 +169,12 @@ def bwrap_command(preload: list[str]) -> list[str]:
         cmd += ["--perms", "0755", "--dir", parent]
     for path in paths:
         cmd += ["--ro-bind", path, path]
-    cmd += ["--ro-bind", str(Path(zygote.__file__).resolve()), f"{ZYGOTE_DIR}/zygote.py"]
+    for folder in ("/opt", ZYGOTE_DIR, zygote.PACKAGES, f"{zygote.PACKAGES}/autograder"):
+        cmd += ["--perms", "0755", "--dir", folder]
+    package = Path(zygote.__file__).resolve().parent
+    cmd += ["--ro-bind", str(package / "zygote.py"), f"{ZYGOTE_DIR}/zygote.py"]
+    cmd += ["--ro-bind", str(package / "__init__.py"), f"{zygote.PACKAGES}/autograder/__init__.py"]
+    cmd += ["--ro-bind", str(package / "scenarios"), f"{zygote.PACKAGES}/autograder/scenarios"]
     cmd += ["--proc", "/proc", "--dev", "/dev", "--tmpfs", zygote.JOB_ROOT, "--chdir", "/"]
     env = {
         "HOME": zygote.JOB_ROOT,
@@ -214,11 +237,17 @@ class Sandbox:
             self._proc.kill()
         return self._proc.stderr.read().decode(errors="replace").strip()[-2000:]
 
-    def run(self, cells: list[str], probe: str | None = None) -> JobResult:
-        """Run `cells` in order in one namespace, then `probe`; never raises for learner code."""
+    def run(self, items: list[str | Probe], probe: str | None = None) -> JobResult:
+        """Run `items` (cell sources and `Probe`s) in order, then `probe` if given.
+
+        Never raises for anything the learner's code does.
+        """
+        items = [*items, *([Probe(probe)] if probe is not None else [])]
         job = {
-            "cells": list(cells),
-            "probe": probe,
+            "items": [
+                {"probe": item.code} if isinstance(item, Probe) else {"code": item}
+                for item in items
+            ],
             "limits": asdict(self.limits),
             "user": job_user(),
         }
@@ -229,7 +258,7 @@ class Sandbox:
         reply = self._read()
         if reply is None:
             raise SandboxError(f"the sandbox has stopped: {self._stderr()}")
-        result = _job_result(reply, len(cells))
+        result = _job_result(reply, sum(not isinstance(item, Probe) for item in items))
         result.cpu_limit = self.limits.cpu_seconds
         return result
 
@@ -248,11 +277,13 @@ def _job_result(reply: dict, n_cells: int) -> JobResult:
             break
         kind = event.get("event")
         if kind == "cell" and event.get("index") == len(result.cell_errors):
-            error = event.get("error")
+            error, output = event.get("error"), event.get("output")
             result.cell_errors.append(error if isinstance(error, str) or error is None else "?")
-        elif kind == "probe":
-            result.probe_result = event.get("result")
-            result.probe_error = event.get("error")
+            result.cell_outputs.append(output if isinstance(output, str) else "")
+        elif kind == "probe" and event.get("index") == len(result.probe_results):
+            error = event.get("error")
+            error = error if isinstance(error, str) or error is None else "?"
+            result.probe_results.append((event.get("result"), error))
         elif kind == "done":
             result.finished = len(result.cell_errors) == n_cells
         elif kind == "sandbox-error":

@@ -8,8 +8,10 @@ For each job the zygote forks a child that enters new user, mount, PID, IPC and 
 namespaces and forks the job process, which is PID 1 of its namespace: when it ends, every
 process it started ends with it. The job process mounts a private /sandbox (its home,
 working folder and TMPDIR), sets resource
-limits, drops all capabilities, runs the cells and then the probe, and streams events to
-the zygote over a pipe. Anything it prints goes to a second pipe, capped in size.
+limits, drops all capabilities, runs the job's items (learner cells, and trusted probes
+that read the learner's namespace) and streams one event per item to the zygote over a
+pipe. Anything it prints goes to a second pipe, capped in size; each cell's event also
+carries the text that cell printed.
 
 Protocol (both directions): frames of an 8-byte big-endian length and a JSON body.
 """
@@ -41,6 +43,8 @@ SYS_CAPSET = 126 if os.uname().machine == "x86_64" else 91
 libc = ctypes.CDLL(None, use_errno=True)
 # Each job's private, writable folder; the only writable place it has.
 JOB_ROOT = "/sandbox"
+# Where the course's scenario modules (and nothing else of the course) are mounted.
+PACKAGES = "/opt/grader/packages"
 
 
 # ----------------------------------------------------------------------- framing
@@ -152,27 +156,77 @@ def _short_error(exc):
     return text[-1][:500] if text else type(exc).__name__
 
 
+class _CellOutput:
+    """A cell's sys.stdout/sys.stderr: passes text on to the job's output pipe and keeps a
+    copy for the cell's event, up to a shared budget."""
+
+    def __init__(self, stream, budget):
+        self.stream, self.budget, self.parts = stream, budget, []
+
+    def write(self, text):
+        text = str(text)
+        self.stream.write(text)
+        if self.budget[0] > 0:
+            self.parts.append(text[: self.budget[0]])
+            self.budget[0] -= len(self.parts[-1])
+        return len(text)
+
+    def flush(self):
+        self.stream.flush()
+
+    def text(self):
+        return "".join(self.parts)
+
+
+def _run_cell(source, index, namespace, budget):
+    """Run one learner cell; return (error line or None, the text it printed)."""
+    stdout, stderr = sys.stdout, sys.stderr
+    capture = _CellOutput(stdout, budget)
+    sys.stdout = sys.stderr = capture
+    error = None
+    try:
+        exec(compile(source, f"<cell {index}>", "exec"), namespace)
+    except BaseException as exc:  # noqa: BLE001 - learner code may raise anything
+        error = _short_error(exc)
+    finally:
+        sys.stdout, sys.stderr = stdout, stderr
+        sys.stdout.flush()
+    return error, capture.text()
+
+
+def _run_probe(source, namespace):
+    """Run trusted probe code with the learner's namespace as LEARNER; print nothing."""
+    stdout, stderr = sys.stdout, sys.stderr
+    sys.stdout = sys.stderr = open(os.devnull, "w")
+    probe_namespace = {"__name__": "__probe__", "LEARNER": namespace}
+    try:
+        exec(compile(source, "<probe>", "exec"), probe_namespace)
+        result, error = probe_namespace.get("RESULT"), None
+        json.dumps(result)
+    except BaseException as exc:  # noqa: BLE001
+        result, error = None, _short_error(exc)
+    finally:
+        sys.stdout.close()
+        sys.stdout, sys.stderr = stdout, stderr
+    return result, error
+
+
 def _run_job(job, events_fd):
+    """Run the job's items in order: learner cells (``{"code": ...}``) in one namespace,
+    and probes (``{"probe": ...}``) that read it; one event per item."""
     namespace = {"__name__": "__main__"}
-    for index, source in enumerate(job["cells"]):
-        error = None
-        try:
-            exec(compile(source, f"<cell {index}>", "exec"), namespace)
-        except BaseException as exc:  # noqa: BLE001 - learner code may raise anything
-            error = _short_error(exc)
-        finally:
-            sys.stdout.flush()
-            sys.stderr.flush()
-        write_frame(events_fd, {"event": "cell", "index": index, "error": error})
-    if job.get("probe") is not None:
-        probe_namespace = {"__name__": "__probe__", "LEARNER": namespace}
-        try:
-            exec(compile(job["probe"], "<probe>", "exec"), probe_namespace)
-            result, error = probe_namespace.get("RESULT"), None
-            json.dumps(result)
-        except BaseException as exc:  # noqa: BLE001
-            result, error = None, _short_error(exc)
-        write_frame(events_fd, {"event": "probe", "result": result, "error": error})
+    budget = [job["limits"]["output_bytes"]]
+    cells = probes = 0
+    for item in job["items"]:
+        if "probe" in item:
+            result, error = _run_probe(item["probe"], namespace)
+            event = {"event": "probe", "index": probes, "result": result, "error": error}
+            probes += 1
+        else:
+            error, output = _run_cell(item["code"], cells, namespace, budget)
+            event = {"event": "cell", "index": cells, "error": error, "output": output}
+            cells += 1
+        write_frame(events_fd, event)
     write_frame(events_fd, {"event": "done"})
 
 
@@ -302,6 +356,7 @@ def _decode_events(data):
 
 def main():
     preload = json.loads(sys.argv[1]) if len(sys.argv) > 1 else []
+    sys.path.insert(0, PACKAGES)
     for name in preload:
         importlib.import_module(name)
     uid, gid = os.getuid(), os.getgid()

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from autograder.sandbox import Limits, Sandbox, check_support
+from autograder.sandbox import Limits, Probe, Sandbox, check_support
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -18,8 +18,9 @@ pytestmark = pytest.mark.skipif(
     reason=f"sandbox unavailable: {UNSUPPORTED}",
 )
 
-LIMITS = Limits(wall_seconds=4, cpu_seconds=3, memory_bytes=512 * 2**20, processes=16,
-                output_bytes=4096)
+LIMITS = Limits(
+    wall_seconds=4, cpu_seconds=3, memory_bytes=512 * 2**20, processes=16, output_bytes=4096
+)
 
 
 @pytest.fixture(scope="module")
@@ -37,6 +38,28 @@ def test_runs_cells_in_one_namespace_and_returns_the_probe_result(sandbox):
     assert result.cell_errors == [None, None]
     assert result.probe_result == {"sum": 6.0}
     assert result.output == "mean 1.5\n"
+
+
+def test_probes_see_the_namespace_as_it_is_at_their_position(sandbox):
+    read_a = Probe("RESULT = LEARNER['a']")
+    result = sandbox.run(["a = 1", read_a, "a = 2", read_a, "del a", read_a])
+    assert result.probe_results[:2] == [(1, None), (2, None)]
+    assert result.probe_results[2] == (None, "KeyError: 'a'")
+    assert result.cell_errors == [None, None, None]
+
+
+def test_each_cell_reports_what_it_printed(sandbox):
+    result = sandbox.run(["print('one')", Probe("print('probe'); RESULT = 0"), "print('two')"])
+    assert result.cell_outputs == ["one\n", "two\n"]
+    assert result.output == "one\ntwo\n"
+
+
+def test_probes_import_the_scenarios_and_nothing_else_of_the_course(sandbox):
+    scenarios = "import autograder.scenarios.common\nRESULT = 'imported'"
+    reference = "import autograder.reference"
+    result = sandbox.run([Probe(scenarios), Probe(reference)])
+    assert result.probe_results[0] == ("imported", None)
+    assert result.probe_results[1][1].startswith("ModuleNotFoundError")
 
 
 def test_an_error_in_one_cell_does_not_stop_the_next(sandbox):
@@ -131,36 +154,42 @@ def test_course_files_are_invisible(sandbox, path):
 
 
 def test_only_the_jobs_own_folder_is_writable(sandbox):
-    result = sandbox.run([
-        f"open({str(REPO / 'pwned.txt')!r}, 'w')",
-        "open('/usr/pwned.txt', 'w')",
-        "open('/pwned.txt', 'w')",
-        "import os, tempfile\n"
-        "open(os.path.join(tempfile.gettempdir(), 'mine.txt'), 'w').write('ok')",
-        "open('mine.txt', 'w').write('ok')",
-    ])
-    assert all(error.startswith(("FileNotFoundError", "PermissionError", "OSError"))
-               for error in result.cell_errors[:3]), result.cell_errors
+    result = sandbox.run(
+        [
+            f"open({str(REPO / 'pwned.txt')!r}, 'w')",
+            "open('/usr/pwned.txt', 'w')",
+            "open('/pwned.txt', 'w')",
+            "import os, tempfile\n"
+            "open(os.path.join(tempfile.gettempdir(), 'mine.txt'), 'w').write('ok')",
+            "open('mine.txt', 'w').write('ok')",
+        ]
+    )
+    assert all(
+        error.startswith(("FileNotFoundError", "PermissionError", "OSError"))
+        for error in result.cell_errors[:3]
+    ), result.cell_errors
     assert result.cell_errors[3:] == [None, None]
     assert not (REPO / "pwned.txt").exists()
 
 
 def test_each_job_gets_a_fresh_folder(sandbox):
-    sandbox.run([
-        "import os, tempfile\n"
-        "open(os.path.join(tempfile.gettempdir(), 'left-behind.txt'), 'w').write('secret')\n"
-        "open('left-behind.txt', 'w').write('secret')"
-    ])
-    result = sandbox.run([
-        "import os, tempfile\n"
-        "print(os.path.exists(os.path.join(tempfile.gettempdir(), 'left-behind.txt')),"
-        " os.path.exists('left-behind.txt'))"
-    ])
+    sandbox.run(
+        [
+            "import os, tempfile\n"
+            "open(os.path.join(tempfile.gettempdir(), 'left-behind.txt'), 'w').write('secret')\n"
+            "open('left-behind.txt', 'w').write('secret')"
+        ]
+    )
+    result = sandbox.run(
+        [
+            "import os, tempfile\n"
+            "print(os.path.exists(os.path.join(tempfile.gettempdir(), 'left-behind.txt')),"
+            " os.path.exists('left-behind.txt'))"
+        ]
+    )
     assert result.output == "False False\n"
 
 
 def test_there_is_no_network(sandbox):
-    result = sandbox.run([
-        "import socket\nsocket.create_connection(('127.0.0.1', 22), timeout=2)"
-    ])
+    result = sandbox.run(["import socket\nsocket.create_connection(('127.0.0.1', 22), timeout=2)"])
     assert result.cell_errors[0].startswith("OSError: [Errno 101] Network is unreachable")

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import functools
+import json
 from collections.abc import Iterable
 from dataclasses import dataclass
 
 import numpy as np
+
+from autograder.scenarios.common import decode, encode
 
 
 class Failure(AssertionError):
@@ -154,3 +157,67 @@ def check_dtype(actual, dtype, what: str) -> None:
             f"{what} has dtype {actual_dtype} for {np.dtype(dtype)} inputs: return the "
             "input's dtype (avoid astype(np.float64) and float64 arrays created inside)."
         )
+
+
+# ----------------------------------------------------- scenarios and verdicts
+
+
+class Unreadable(Failure):
+    """A transcript not in the form its verdict expects; the grader flags the submission."""
+
+    def __init__(self, detail: str = ""):
+        self.detail = detail
+        super().__init__(
+            "The results of this test were not in the expected form, so it scores 0. Code "
+            "that changes numpy, torch or the grader's own functions causes this; your "
+            "instructor will review the submission."
+        )
+
+
+def roundtrip(transcript):
+    """`transcript` as a verdict receives it in the grader: encoded to JSON and decoded."""
+    return decode(json.loads(json.dumps(encode(transcript))))
+
+
+def judge(verdict, transcript) -> None:
+    """Run `verdict` on a decoded transcript; raise `Failure`, or `Unreadable` if the
+    transcript is malformed in any way the verdict trips over."""
+    try:
+        verdict(transcript)
+    except Failure:
+        raise
+    except Exception as err:  # noqa: BLE001 (a malformed transcript can break anything)
+        raise Unreadable(f"{type(err).__name__}: {err}") from None
+
+
+def returned(outcome):
+    """The value a learner's call returned, from an outcome recorded by
+    `autograder.scenarios.common.call`; raise `Failure` with the learner's error if it raised.
+    """
+    if "raised" in outcome:
+        message = outcome["raised"]
+        raise Failure(message if isinstance(message, str) else "The call raised an error.")
+    return outcome["value"]
+
+
+def graded(scenario):
+    """Decorate a verdict to make the hidden-test check that hidden test cells call.
+
+    The check, called with the learner's objects, runs `scenario` on them (which records
+    what they return), sends the transcript through the same encoding the grader uses, and
+    judges it with the decorated verdict, which raises `Failure` with a message for the
+    learner. The check keeps the verdict's name and has `.scenario` and `.verdict`, which
+    the grader uses to run the two in separate processes.
+    """
+
+    def decorate(verdict):
+        @functools.wraps(verdict)
+        def check(*learner_objects):
+            judge(verdict, roundtrip(scenario(*learner_objects)))
+
+        wrapped = learner_check(check)
+        wrapped.scenario = scenario
+        wrapped.verdict = verdict
+        return wrapped
+
+    return decorate
