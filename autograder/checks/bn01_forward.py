@@ -1,9 +1,14 @@
-"""Hidden-test checks for bn01_forward: the forward pass, running statistics, inference.
+"""Verdicts for bn01_forward: the forward pass, running statistics, inference.
 
-Each check builds its own inputs (small batches, nearly constant features, large offsets,
-float32, non-contiguous arrays), compares the learner's result with
-`autograder.reference`, and names the mistake when the result matches a known wrong
-variant from section 5 of the course's list of learner mistakes.
+Each check is split in two (see `autograder.checks.core.graded`): the scenario of the same
+name in `autograder.scenarios.bn01_forward` calls the learner's function on inputs it
+builds from fixed seeds (small batches, nearly constant features, large offsets, float32,
+non-contiguous arrays) and records what came back; the verdict here rebuilds those inputs
+with the scenario module's builders, compares the recorded results with
+`autograder.reference`, and names the mistake when a result matches a known wrong variant
+from section 5 of the course's list of learner mistakes.
+
+`returned_unchanged` and `check_forward_call` serve bn03_conv's verdicts too.
 """
 
 from __future__ import annotations
@@ -14,13 +19,16 @@ from autograder import reference
 from autograder.checks.core import (
     Failure,
     KnownMistake,
-    call_learner,
+    as_array,
     check_close,
     check_dtype,
     check_unchanged,
-    learner_check,
+    graded,
+    returned,
     unpack,
 )
+from autograder.scenarios import bn01_forward as scenarios
+from autograder.scenarios.bn01_forward import EPS
 
 __all__ = [
     "check_forward_basic",
@@ -34,17 +42,36 @@ __all__ = [
     "check_inference_one_example",
 ]
 
-EPS = 1e-5
+
+def returned_unchanged(record, name: str, originals: dict):
+    """What the call `record` describes (see `autograder.scenarios.bn01_forward.observe`)
+    returned, once it is known that `name` neither raised nor changed its array arguments
+    in place; `originals` holds the arguments as built, by name and in order."""
+    result = returned(record["result"])
+    check_unchanged(name, originals, dict(zip(originals, record["inputs_after"], strict=True)))
+    return result
 
 
-def _features(rng, n: int, scales, offsets) -> np.ndarray:
-    """(n, D) float64 input whose feature j has std scales[j] and mean offsets[j]."""
-    scales = np.asarray(scales, dtype=np.float64)
-    return rng.standard_normal((n, scales.size)) * scales + np.asarray(offsets, np.float64)
+def check_forward_call(
+    record, name, inputs, *extra, expected, mistakes, what="y", rtol=1e-7, atol=1e-9
+):
+    """Judge the call ``name(x, gamma, beta, *extra, EPS)`` of a normalization's forward pass
+    that `record` describes, with `inputs` = (x, gamma, beta), and return its result.
 
-
-def _params(rng, d: int):
-    return 1.0 + 0.5 * rng.standard_normal(d), rng.standard_normal(d)
+    The result must match ``expected(x, gamma, beta, *extra, EPS)`` computed in float64; a
+    mismatch is named after the first of ``mistakes(x, gamma, beta, *extra)`` it matches.
+    """
+    y = returned_unchanged(record, name, dict(zip(("x", "gamma", "beta"), inputs, strict=True)))
+    x, gamma, beta = (a.astype(np.float64) for a in inputs)
+    check_close(
+        y,
+        expected(x, gamma, beta, *extra, EPS),
+        what,
+        rtol=rtol,
+        atol=atol,
+        mistakes=mistakes(x, gamma, beta, *extra),
+    )
+    return y
 
 
 # ------------------------------------------------------------------ forward pass
@@ -89,62 +116,44 @@ def _forward_mistakes(x, gamma, beta, eps=EPS) -> list[KnownMistake]:
     ]
 
 
-def _run_forward(fn, x, gamma, beta, *, rtol=1e-7, atol=1e-9, what="y"):
-    originals = {"x": x.copy(), "gamma": gamma.copy(), "beta": beta.copy()}
-    y = call_learner(fn, x, gamma, beta, EPS, what="batchnorm_forward")
-    check_unchanged("batchnorm_forward", originals, {"x": x, "gamma": gamma, "beta": beta})
-    x64, gamma64, beta64 = (a.astype(np.float64) for a in (x, gamma, beta))
-    check_close(
-        y,
-        reference.batchnorm_forward(x64, gamma64, beta64, EPS),
-        what,
-        rtol=rtol,
-        atol=atol,
-        mistakes=_forward_mistakes(x64, gamma64, beta64),
+def _check_forward(record, inputs, **judging):
+    return check_forward_call(
+        record,
+        "batchnorm_forward",
+        inputs,
+        expected=reference.batchnorm_forward,
+        mistakes=_forward_mistakes,
+        **judging,
     )
-    return y
 
 
-@learner_check
-def check_forward_basic(batchnorm_forward):
+@graded(scenarios.forward_basic)
+def check_forward_basic(t):
     """A batch of 16 examples with 6 features of different means and scales."""
-    rng = np.random.default_rng(101)
-    x = _features(rng, 16, [1.0, 2.0, 0.5, 3.0, 1.0, 0.1], [0.0, 5.0, -3.0, 1.0, 10.0, -2.0])
-    gamma, beta = _params(rng, 6)
-    _run_forward(batchnorm_forward, x, gamma, beta)
+    _check_forward(t, scenarios.forward_basic_inputs())
 
 
-@learner_check
-def check_forward_small_batch(batchnorm_forward):
+@graded(scenarios.forward_small_batch)
+def check_forward_small_batch(t):
     """Batches of 2 and 3 examples, where biased and unbiased variance differ most."""
-    rng = np.random.default_rng(102)
-    for n in (2, 3):
-        x = _features(rng, n, [1.0, 3.0, 0.2, 1.0], [0.0, 2.0, -1.0, 4.0])
-        gamma, beta = _params(rng, 4)
-        _run_forward(batchnorm_forward, x, gamma, beta, what=f"y for a batch of {n}")
+    for n, record, inputs in zip((2, 3), t, scenarios.forward_small_batch_inputs(), strict=True):
+        _check_forward(record, inputs, what=f"y for a batch of {n}")
 
 
-@learner_check
-def check_forward_near_constant(batchnorm_forward):
+@graded(scenarios.forward_near_constant)
+def check_forward_near_constant(t):
     """Features with std 1e-3 (variance below eps) and with offsets of 1e4."""
-    rng = np.random.default_rng(103)
-    x = _features(rng, 8, [1e-3, 1e-3, 1.0, 1e-2], [0.0, 1e4, 1e4, -1e4])
-    gamma, beta = _params(rng, 4)
-    _run_forward(batchnorm_forward, x, gamma, beta, rtol=1e-6, atol=1e-8)
+    _check_forward(t, scenarios.forward_near_constant_inputs(), rtol=1e-6, atol=1e-8)
 
 
-@learner_check
-def check_forward_float32_and_layout(batchnorm_forward):
+@graded(scenarios.forward_float32_and_layout)
+def check_forward_float32_and_layout(t):
     """float32 inputs keep their dtype; a non-contiguous view gives the same result."""
-    rng = np.random.default_rng(104)
-    x = _features(rng, 10, [1.0, 2.0, 0.5], [1.0, -2.0, 3.0]).astype(np.float32)
-    gamma, beta = (p.astype(np.float32) for p in _params(rng, 3))
-    y = _run_forward(batchnorm_forward, x, gamma, beta, rtol=1e-4, atol=1e-4, what="y (float32)")
+    float32, layout = scenarios.forward_float32_and_layout_inputs()
+    float32_record, layout_record = t
+    y = _check_forward(float32_record, float32, rtol=1e-4, atol=1e-4, what="y (float32)")
     check_dtype(y, np.float32, "y")
-    wide = _features(rng, 12, np.ones(10), np.arange(10.0))
-    view = wide[::2, ::3]  # (6, 4), strided in both axes
-    gamma, beta = _params(rng, 4)
-    _run_forward(batchnorm_forward, view, gamma, beta, what="y for a non-contiguous x")
+    _check_forward(layout_record, layout, what="y for a non-contiguous x")
 
 
 # ------------------------------------------------------------- running statistics
@@ -187,15 +196,9 @@ def _running_mistakes(running_mean, running_var, x, momentum) -> list[tuple]:
     ]
 
 
-def _check_running(fn, running_mean, running_var, x, momentum, what=""):
-    originals = {"running_mean": running_mean.copy(), "running_var": running_var.copy()}
-    originals["x"] = x.copy()
-    result = call_learner(fn, running_mean, running_var, x, momentum, what="update_running_stats")
-    check_unchanged(
-        "update_running_stats",
-        originals,
-        {"running_mean": running_mean, "running_var": running_var, "x": x},
-    )
+def _check_running(record, running_mean, running_var, x, momentum, what=""):
+    originals = {"running_mean": running_mean, "running_var": running_var, "x": x}
+    result = returned_unchanged(record, "update_running_stats", originals)
     mean, var = unpack(result, ("mean", "var"), "update_running_stats")
     n, d = x.shape
     if n != d and (np.shape(mean) == (n,) or np.shape(var) == (n,)):
@@ -205,7 +208,7 @@ def _check_running(fn, running_mean, running_var, x, momentum, what=""):
         )
     good_mean, good_var = reference.update_running_stats(running_mean, running_var, x, momentum)
     for name, wrong_mean, wrong_var, hint in _running_mistakes(
-        originals["running_mean"], originals["running_var"], originals["x"], momentum
+        running_mean, running_var, x, momentum
     ):
         if (
             _matches(mean, wrong_mean)
@@ -219,40 +222,31 @@ def _check_running(fn, running_mean, running_var, x, momentum, what=""):
 
 def _matches(actual, wrong) -> bool:
     try:
-        actual = np.asarray(actual, dtype=np.float64)
-    except (TypeError, ValueError):
+        actual = as_array(actual, "")
+    except Failure:
         return False
     return actual.shape == np.shape(wrong) and bool(np.allclose(actual, wrong, 1e-7, 1e-9))
 
 
-@learner_check
-def check_running_stats_basic(update_running_stats):
+@graded(scenarios.running_stats_basic)
+def check_running_stats_basic(t):
     """One update with the default momentum 0.1 from PyTorch's initial buffers (0 and 1)."""
-    rng = np.random.default_rng(201)
-    x = _features(rng, 5, [2.0, 0.5, 3.0], [1.0, -4.0, 10.0])
-    _check_running(update_running_stats, np.zeros(3), np.ones(3), x, 0.1)
+    _check_running(t, *scenarios.running_stats_basic_inputs())
 
 
-@learner_check
-def check_running_stats_momentum(update_running_stats):
+@graded(scenarios.running_stats_momentum)
+def check_running_stats_momentum(t):
     """Other momenta (0.3, 0 and 1), non-trivial buffers and a batch of 2."""
-    rng = np.random.default_rng(202)
-    running_mean, running_var = rng.standard_normal(4), rng.uniform(0.5, 2.0, 4)
-    x = _features(rng, 6, [1.0, 2.0, 0.1, 5.0], [0.0, 3.0, -2.0, 7.0])
-    _check_running(update_running_stats, running_mean, running_var, x, 0.3, " with momentum 0.3")
-    _check_running(update_running_stats, running_mean, running_var, x, 0.0, " with momentum 0")
-    _check_running(update_running_stats, running_mean, running_var, x, 1.0, " with momentum 1")
-    pair = _features(rng, 2, [1.0, 2.0, 0.5, 1.0], [0.0, 1.0, 2.0, 3.0])
-    _check_running(update_running_stats, running_mean, running_var, pair, 0.1, " for N = 2")
+    whats = [" with momentum 0.3", " with momentum 0", " with momentum 1", " for N = 2"]
+    inputs = scenarios.running_stats_momentum_inputs()
+    for record, args, what in zip(t, inputs, whats, strict=True):
+        _check_running(record, *args, what)
 
 
-@learner_check
-def check_running_stats_inputs_kept(update_running_stats):
+@graded(scenarios.running_stats_inputs_kept)
+def check_running_stats_inputs_kept(t):
     """The buffers passed in stay as they were; the function returns new arrays."""
-    rng = np.random.default_rng(203)
-    running_mean, running_var = rng.standard_normal(3), rng.uniform(0.5, 2.0, 3)
-    x = _features(rng, 7, [1.0, 1.0, 1.0], [0.0, 0.0, 0.0])[:, ::-1]
-    _check_running(update_running_stats, running_mean, running_var, x, 0.1)
+    _check_running(t, *scenarios.running_stats_inputs_kept_inputs())
 
 
 # ---------------------------------------------------------------------- inference
@@ -283,49 +277,30 @@ def _inference_mistakes(x, gamma, beta, running_mean, running_var) -> list[Known
     ]
 
 
-def _check_inference(fn, x, gamma, beta, running_mean, running_var, what="y at inference"):
-    args = {
-        "x": x,
-        "gamma": gamma,
-        "beta": beta,
-        "running_mean": running_mean,
-        "running_var": running_var,
-    }
-    originals = {name: value.copy() for name, value in args.items()}
-    y = call_learner(fn, *args.values(), EPS, what="batchnorm_inference")
-    check_unchanged("batchnorm_inference", originals, args)
+def _check_inference(record, inputs, what="y at inference"):
+    names = ("x", "gamma", "beta", "running_mean", "running_var")
+    originals = dict(zip(names, inputs, strict=True))
+    y = returned_unchanged(record, "batchnorm_inference", originals)
     check_close(
         y,
-        reference.batchnorm_inference(*originals.values(), EPS),
+        reference.batchnorm_inference(*inputs, EPS),
         what,
-        mistakes=_inference_mistakes(*originals.values()),
+        mistakes=_inference_mistakes(*inputs),
     )
-    return y
 
 
-@learner_check
-def check_inference_basic(batchnorm_inference):
+@graded(scenarios.inference_basic)
+def check_inference_basic(t):
     """Running statistics far from the batch's own, including a variance below eps."""
-    rng = np.random.default_rng(301)
-    x = _features(rng, 6, [1.0, 2.0, 0.5, 1.0], [0.0, 3.0, -2.0, 1e4])
-    gamma, beta = _params(rng, 4)
-    running_mean = np.array([0.5, 1.0, -1.0, 1e4 + 2.0])
-    running_var = np.array([2.0, 0.3, 1e-6, 4.0])
-    _check_inference(batchnorm_inference, x, gamma, beta, running_mean, running_var)
+    _check_inference(t, scenarios.inference_basic_inputs())
 
 
-@learner_check
-def check_inference_one_example(batchnorm_inference):
+@graded(scenarios.inference_one_example)
+def check_inference_one_example(t):
     """A single example (N = 1) and float32 inputs, which inference must handle."""
-    rng = np.random.default_rng(302)
-    gamma, beta = _params(rng, 3)
-    running_mean, running_var = rng.standard_normal(3), rng.uniform(0.5, 2.0, 3)
-    x = rng.standard_normal((1, 3))
-    _check_inference(
-        batchnorm_inference, x, gamma, beta, running_mean, running_var, "y for one example"
-    )
-    args32 = [a.astype(np.float32) for a in (x, gamma, beta, running_mean, running_var)]
-    y = call_learner(batchnorm_inference, *args32, EPS, what="batchnorm_inference")
+    args, args32 = scenarios.inference_one_example_inputs()
+    _check_inference(t["float64"], args, "y for one example")
+    y = returned(t["float32"])
     check_close(
         y,
         reference.batchnorm_inference(*args32, EPS),

@@ -3,6 +3,11 @@
 The same checks grade both graded functions, the staged `batchnorm_backward` and the
 closed-form `batchnorm_backward_compact`: each takes the learner's function, which is
 called as ``fn(dy, x, gamma, eps)`` and must return ``(dx, dgamma, dbeta)``.
+
+Each check is a verdict on a transcript: its scenario in `autograder.scenarios.bn02_backward`
+calls the learner's function and records what it returned (in the grader, inside the
+sandbox), and the verdict here regenerates the scenario's inputs, computes the expected
+gradients with `autograder.reference` and judges the recorded ones.
 """
 
 from __future__ import annotations
@@ -13,13 +18,16 @@ from autograder import reference
 from autograder.checks.core import (
     Failure,
     KnownMistake,
-    call_learner,
+    Unreadable,
     check_close,
     check_dtype,
     check_unchanged,
-    learner_check,
+    graded,
+    returned,
     unpack,
 )
+from autograder.scenarios import bn02_backward as scenarios
+from autograder.scenarios.bn02_backward import EPS
 
 __all__ = [
     "check_backward_parameters",
@@ -28,17 +36,6 @@ __all__ = [
     "check_backward_near_constant",
     "check_backward_float32_and_layout",
 ]
-
-EPS = 1e-5
-
-
-def _inputs(rng, n: int, scales, offsets):
-    """dy, x (n, D) with feature j of std scales[j] and mean offsets[j]; gamma (D,)."""
-    scales = np.asarray(scales, dtype=np.float64)
-    x = rng.standard_normal((n, scales.size)) * scales + np.asarray(offsets, np.float64)
-    dy = rng.standard_normal(x.shape)
-    gamma = 1.0 + 0.5 * rng.standard_normal(scales.size)
-    return dy, x, gamma
 
 
 def _dx_mistakes(dy, x, gamma, eps=EPS) -> list[KnownMistake]:
@@ -148,14 +145,26 @@ def _check_param_shape(value, name: str, x_shape) -> None:
         )
 
 
-def _run(fn, dy, x, gamma, *, what="", rtol=1e-7, atol_scale=1e-9, dtype=None):
-    """Call fn(dy, x, gamma, EPS) and compare (dx, dgamma, dbeta) with the reference."""
-    name = getattr(fn, "__name__", "the backward function")
-    arrays = {"dy": dy, "x": x, "gamma": gamma}
-    originals = {key: value.copy() for key, value in arrays.items()}
-    result = call_learner(fn, dy, x, gamma, EPS, what=name)
-    check_unchanged(name, originals, arrays)
-    grads = unpack(result, ("dx", "dgamma", "dbeta"), name)
+def _name(record) -> str:
+    """The name of the learner's function, as the scenario recorded it for messages."""
+    name = record["name"]
+    if not isinstance(name, str):
+        raise Unreadable("the function's name is not a string")
+    return name
+
+
+def _gradients(result, name: str) -> tuple:
+    """(dx, dgamma, dbeta) from what the learner's function returned."""
+    return unpack(result, ("dx", "dgamma", "dbeta"), name)
+
+
+def _judge(record, dy, x, gamma, *, what="", rtol=1e-7, atol_scale=1e-9, dtype=None):
+    """Judge the record of fn(dy, x, gamma, EPS): the inputs left unchanged, and (dx, dgamma,
+    dbeta) those of the reference."""
+    name = _name(record)
+    result = returned(record["result"])
+    check_unchanged(name, {"dy": dy, "x": x, "gamma": gamma}, record["inputs_after"])
+    grads = _gradients(result, name)
     dy64, x64, gamma64 = (a.astype(np.float64) for a in (dy, x, gamma))
     expected = reference.batchnorm_backward(dy64, x64, gamma64, EPS)
     param_mistakes = _param_mistakes(dy64, x64)
@@ -178,14 +187,12 @@ def _run(fn, dy, x, gamma, *, what="", rtol=1e-7, atol_scale=1e-9, dtype=None):
             check_dtype(actual, dtype, label)
 
 
-@learner_check
-def check_backward_parameters(backward):
+@graded(scenarios.backward_parameters)
+def check_backward_parameters(t):
     """dgamma and dbeta for a batch of 8 with 5 features."""
-    rng = np.random.default_rng(401)
-    dy, x, gamma = _inputs(rng, 8, [1.0, 2.0, 0.5, 3.0, 1.0], [0.0, 5.0, -3.0, 1.0, 2.0])
-    name = getattr(backward, "__name__", "the backward function")
-    result = call_learner(backward, dy, x, gamma, EPS, what=name)
-    _, dgamma, dbeta = unpack(result, ("dx", "dgamma", "dbeta"), name)
+    dy, x, gamma = scenarios.backward_parameters_inputs()
+    name = _name(t)
+    _, dgamma, dbeta = _gradients(returned(t["result"]), name)
     _, good_dgamma, good_dbeta = reference.batchnorm_backward(dy, x, gamma, EPS)
     mistakes = _param_mistakes(dy, x)
     for label, actual, good in [("dgamma", dgamma, good_dgamma), ("dbeta", dbeta, good_dbeta)]:
@@ -193,37 +200,28 @@ def check_backward_parameters(backward):
         check_close(actual, good, label, mistakes=mistakes[label])
 
 
-@learner_check
-def check_backward_dx(backward):
+@graded(scenarios.backward_dx)
+def check_backward_dx(t):
     """dx, dgamma and dbeta for a batch of 8 with 5 features of various scales."""
-    rng = np.random.default_rng(402)
-    dy, x, gamma = _inputs(rng, 8, [1.0, 2.0, 0.5, 3.0, 1.0], [0.0, 5.0, -3.0, 1.0, 2.0])
-    _run(backward, dy, x, gamma)
+    _judge(t, *scenarios.backward_dx_inputs())
 
 
-@learner_check
-def check_backward_small_batch(backward):
+@graded(scenarios.backward_small_batch)
+def check_backward_small_batch(t):
     """Batches of 2 and 3 examples."""
-    rng = np.random.default_rng(403)
-    for n in (2, 3):
-        dy, x, gamma = _inputs(rng, n, [1.0, 3.0, 0.2, 1.0], [0.0, 2.0, -1.0, 4.0])
-        _run(backward, dy, x, gamma, what=f" for a batch of {n}")
+    for i, (dy, x, gamma) in enumerate(scenarios.backward_small_batch_inputs()):
+        _judge(t[i], dy, x, gamma, what=f" for a batch of {len(x)}")
 
 
-@learner_check
-def check_backward_near_constant(backward):
+@graded(scenarios.backward_near_constant)
+def check_backward_near_constant(t):
     """Features with std 1e-3 (variance below eps) and offsets of 1e4."""
-    rng = np.random.default_rng(404)
-    dy, x, gamma = _inputs(rng, 6, [1e-3, 1e-3, 1.0, 1e-2], [0.0, 1e4, 1e4, -1e4])
-    _run(backward, dy, x, gamma, rtol=1e-6, atol_scale=1e-8)
+    _judge(t, *scenarios.backward_near_constant_inputs(), rtol=1e-6, atol_scale=1e-8)
 
 
-@learner_check
-def check_backward_float32_and_layout(backward):
+@graded(scenarios.backward_float32_and_layout)
+def check_backward_float32_and_layout(t):
     """float32 inputs keep their dtype; non-contiguous views give the same result."""
-    rng = np.random.default_rng(405)
-    dy, x, gamma = _inputs(rng, 10, [1.0, 2.0, 0.5], [1.0, -2.0, 3.0])
-    dy, x, gamma = (a.astype(np.float32) for a in (dy, x, gamma))
-    _run(backward, dy, x, gamma, what=" (float32)", rtol=1e-4, atol_scale=1e-4, dtype=np.float32)
-    dy, x, gamma = _inputs(rng, 12, np.ones(8), np.arange(8.0))
-    _run(backward, dy[::2, ::2], x[::2, ::2], gamma[::2], what=" for non-contiguous inputs")
+    float32, views = scenarios.backward_float32_and_layout_inputs()
+    _judge(t[0], *float32, what=" (float32)", rtol=1e-4, atol_scale=1e-4, dtype=np.float32)
+    _judge(t[1], *views, what=" for non-contiguous inputs")

@@ -1,8 +1,13 @@
-"""Hidden-test checks for bn03_conv: batch norm for images (NCHW) and group norm.
+"""Verdicts for bn03_conv: batch norm for images (NCHW) and group norm.
 
 Statistics of spatial batch norm are per channel over N*H*W values; group norm takes them
-per example over each group of C/G consecutive channels. The checks use shapes where the
-usual wrong axes, wrong reshapes and wrong broadcasts give different numbers.
+per example over each group of C/G consecutive channels. Each check is split in two (see
+`autograder.checks.core.graded`): the scenario of the same name in
+`autograder.scenarios.bn03_conv` calls the learner's function on inputs in shapes where the
+usual wrong axes, wrong reshapes and wrong broadcasts give different numbers, and records
+what came back; the verdict here rebuilds those inputs with the scenario module's builders
+and compares the recorded results with `autograder.reference`. The forward passes are
+judged like bn01_forward's, by `check_forward_call`.
 """
 
 from __future__ import annotations
@@ -10,16 +15,18 @@ from __future__ import annotations
 import numpy as np
 
 from autograder import reference
+from autograder.checks.bn01_forward import check_forward_call, returned_unchanged
 from autograder.checks.core import (
     Failure,
     KnownMistake,
-    call_learner,
     check_close,
     check_dtype,
-    check_unchanged,
-    learner_check,
+    graded,
+    returned,
     unpack,
 )
+from autograder.scenarios import bn03_conv as scenarios
+from autograder.scenarios.bn01_forward import EPS
 
 __all__ = [
     "check_spatial_forward_basic",
@@ -32,21 +39,6 @@ __all__ = [
     "check_groupnorm_extremes",
     "check_groupnorm_float32_and_layout",
 ]
-
-EPS = 1e-5
-
-
-def _images(rng, shape, channel_scales=None, channel_offsets=None) -> np.ndarray:
-    """(N, C, H, W) float64 images; channel c has std scales[c] and mean offsets[c]."""
-    x = rng.standard_normal(shape)
-    c = shape[1]
-    scales = np.ones(c) if channel_scales is None else np.asarray(channel_scales, np.float64)
-    offsets = np.zeros(c) if channel_offsets is None else np.asarray(channel_offsets, np.float64)
-    return x * scales.reshape(1, c, 1, 1) + offsets.reshape(1, c, 1, 1)
-
-
-def _params(rng, c: int):
-    return 1.0 + 0.5 * rng.standard_normal(c), rng.standard_normal(c)
 
 
 def _ch(p: np.ndarray) -> np.ndarray:
@@ -114,63 +106,40 @@ def _spatial_forward_mistakes(x, gamma, beta) -> list[KnownMistake]:
     return mistakes
 
 
-def _run_spatial_forward(fn, x, gamma, beta, *, what="y", rtol=1e-7, atol=1e-9):
-    arrays = {"x": x, "gamma": gamma, "beta": beta}
-    originals = {key: value.copy() for key, value in arrays.items()}
-    y = call_learner(fn, x, gamma, beta, EPS, what="spatial_batchnorm_forward")
-    check_unchanged("spatial_batchnorm_forward", originals, arrays)
-    x64, gamma64, beta64 = (a.astype(np.float64) for a in (x, gamma, beta))
-    check_close(
-        y,
-        reference.spatial_batchnorm_forward(x64, gamma64, beta64, EPS),
-        what,
-        rtol=rtol,
-        atol=atol,
-        mistakes=_spatial_forward_mistakes(x64, gamma64, beta64),
+def _check_spatial_forward(record, inputs, **judging):
+    return check_forward_call(
+        record,
+        "spatial_batchnorm_forward",
+        inputs,
+        expected=reference.spatial_batchnorm_forward,
+        mistakes=_spatial_forward_mistakes,
+        **judging,
     )
-    return y
 
 
-@learner_check
-def check_spatial_forward_basic(spatial_batchnorm_forward):
+@graded(scenarios.spatial_forward_basic)
+def check_spatial_forward_basic(t):
     """N=4, C=3, H=5, W=3 (W equal to C, so a wrong broadcast does not raise)."""
-    rng = np.random.default_rng(501)
-    x = _images(rng, (4, 3, 5, 3), [1.0, 2.0, 0.5], [0.0, 3.0, -1.0])
-    gamma, beta = _params(rng, 3)
-    _run_spatial_forward(spatial_batchnorm_forward, x, gamma, beta)
+    _check_spatial_forward(t, scenarios.spatial_forward_basic_inputs())
 
 
-@learner_check
-def check_spatial_forward_small_and_near_constant(spatial_batchnorm_forward):
+@graded(scenarios.spatial_forward_small_and_near_constant)
+def check_spatial_forward_small_and_near_constant(t):
     """N = 1 with 2x2 images, N = 2, channels of std 1e-3 and offsets of 1e4."""
-    rng = np.random.default_rng(502)
-    x = _images(rng, (1, 2, 2, 2), [1.0, 3.0], [1.0, -2.0])
-    gamma, beta = _params(rng, 2)
-    _run_spatial_forward(spatial_batchnorm_forward, x, gamma, beta, what="y for N = 1")
-    x = _images(rng, (2, 4, 3, 2), [1e-3, 1e-3, 1.0, 1e-2], [0.0, 1e4, 1e4, -1e4])
-    gamma, beta = _params(rng, 4)
-    _run_spatial_forward(spatial_batchnorm_forward, x, gamma, beta, rtol=1e-6, atol=1e-8)
+    small, near_constant = scenarios.spatial_forward_small_and_near_constant_inputs()
+    small_record, near_constant_record = t
+    _check_spatial_forward(small_record, small, what="y for N = 1")
+    _check_spatial_forward(near_constant_record, near_constant, rtol=1e-6, atol=1e-8)
 
 
-@learner_check
-def check_spatial_forward_float32_and_layout(spatial_batchnorm_forward):
+@graded(scenarios.spatial_forward_float32_and_layout)
+def check_spatial_forward_float32_and_layout(t):
     """float32 keeps its dtype; a channels-last array viewed as NCHW works too."""
-    rng = np.random.default_rng(503)
-    x = _images(rng, (3, 2, 4, 4), [1.0, 2.0], [1.0, -3.0]).astype(np.float32)
-    gamma, beta = (p.astype(np.float32) for p in _params(rng, 2))
-    y = _run_spatial_forward(
-        spatial_batchnorm_forward, x, gamma, beta, what="y (float32)", rtol=1e-4, atol=1e-4
-    )
+    float32, layout = scenarios.spatial_forward_float32_and_layout_inputs()
+    float32_record, layout_record = t
+    y = _check_spatial_forward(float32_record, float32, what="y (float32)", rtol=1e-4, atol=1e-4)
     check_dtype(y, np.float32, "y")
-    nhwc = rng.standard_normal((2, 3, 4, 5)) * 2.0 + 1.0
-    gamma, beta = _params(rng, 5)
-    _run_spatial_forward(
-        spatial_batchnorm_forward,
-        nhwc.transpose(0, 3, 1, 2),
-        gamma,
-        beta,
-        what="y for a non-contiguous x",
-    )
+    _check_spatial_forward(layout_record, layout, what="y for a non-contiguous x")
 
 
 # ----------------------------------------------------------- spatial backward
@@ -224,14 +193,21 @@ def _check_channel_grad_shape(value, name: str, x_shape) -> None:
         )
 
 
-def _run_spatial_backward(fn, dy, x, gamma, *, what="", rtol=1e-7, atol=1e-9, dtype=None):
+def _check_channel_grad_shape(value, name: str, x_shape) -> None:
+    n, c, h, w = x_shape
+    shape = np.shape(value)
+    if shape in {(n, c, h, w), (c, h, w), (n, c)} and shape != (c,):
+        raise Failure(
+            f"{name} has shape {shape}: it looks like {name} was not summed over all of "
+            "N, H and W. gamma and beta have one value per channel, shape (C,)."
+        )
+
+
+def _check_spatial_backward(record, inputs, *, what="", rtol=1e-7, atol=1e-9, dtype=None):
     name = "spatial_batchnorm_backward"
-    arrays = {"dy": dy, "x": x, "gamma": gamma}
-    originals = {key: value.copy() for key, value in arrays.items()}
-    result = call_learner(fn, dy, x, gamma, EPS, what=name)
-    check_unchanged(name, originals, arrays)
-    grads = unpack(result, ("dx", "dgamma", "dbeta"), name)
-    dy64, x64, gamma64 = (a.astype(np.float64) for a in (dy, x, gamma))
+    originals = dict(zip(("dy", "x", "gamma"), inputs, strict=True))
+    grads = unpack(returned_unchanged(record, name, originals), ("dx", "dgamma", "dbeta"), name)
+    dy64, x64, gamma64 = (a.astype(np.float64) for a in inputs)
     expected = reference.spatial_batchnorm_backward(dy64, x64, gamma64, EPS)
     x_hat = _normalized(x64, (0, 2, 3))
     mistakes = {
@@ -253,7 +229,7 @@ def _run_spatial_backward(fn, dy, x, gamma, *, what="", rtol=1e-7, atol=1e-9, dt
     }
     for label, actual, good in zip(("dx", "dgamma", "dbeta"), grads, expected, strict=True):
         if label != "dx":
-            _check_channel_grad_shape(actual, label, x.shape)
+            _check_channel_grad_shape(actual, label, x64.shape)
         scale = max(1.0, float(np.abs(good).max()))
         check_close(
             actual, good, label + what, rtol=rtol, atol=atol * scale, mistakes=mistakes[label]
@@ -262,59 +238,36 @@ def _run_spatial_backward(fn, dy, x, gamma, *, what="", rtol=1e-7, atol=1e-9, dt
             check_dtype(actual, dtype, label)
 
 
-@learner_check
-def check_spatial_backward_parameters(spatial_batchnorm_backward):
+@graded(scenarios.spatial_backward_parameters)
+def check_spatial_backward_parameters(t):
     """dgamma and dbeta: sums over N, H and W."""
-    rng = np.random.default_rng(601)
-    x = _images(rng, (3, 4, 5, 2), [1.0, 2.0, 0.5, 1.0], [0.0, 3.0, -1.0, 2.0])
-    dy = rng.standard_normal(x.shape)
-    gamma, _ = _params(rng, 4)
+    dy, x, gamma = scenarios.spatial_backward_parameters_inputs()
     name = "spatial_batchnorm_backward"
-    result = call_learner(spatial_batchnorm_backward, dy, x, gamma, EPS, what=name)
-    _, dgamma, dbeta = unpack(result, ("dx", "dgamma", "dbeta"), name)
+    _, dgamma, dbeta = unpack(returned(t), ("dx", "dgamma", "dbeta"), name)
     _, good_dgamma, good_dbeta = reference.spatial_batchnorm_backward(dy, x, gamma, EPS)
     for label, actual, good in [("dgamma", dgamma, good_dgamma), ("dbeta", dbeta, good_dbeta)]:
         _check_channel_grad_shape(actual, label, x.shape)
         check_close(actual, good, label)
 
 
-@learner_check
-def check_spatial_backward_dx(spatial_batchnorm_backward):
+@graded(scenarios.spatial_backward_dx)
+def check_spatial_backward_dx(t):
     """dx for N = 3 and N = 1, including a channel of std 1e-3 with an offset of 1e4."""
-    rng = np.random.default_rng(602)
-    x = _images(rng, (3, 4, 5, 2), [1.0, 2.0, 1e-3, 1.0], [0.0, 3.0, 1e4, 2.0])
-    dy = rng.standard_normal(x.shape)
-    gamma, _ = _params(rng, 4)
-    _run_spatial_backward(spatial_batchnorm_backward, dy, x, gamma, rtol=1e-6, atol=1e-8)
-    x = _images(rng, (1, 2, 3, 3), [1.0, 2.0], [0.0, 1.0])
-    dy = rng.standard_normal(x.shape)
-    gamma, _ = _params(rng, 2)
-    _run_spatial_backward(spatial_batchnorm_backward, dy, x, gamma, what=" for N = 1")
+    three, one = scenarios.spatial_backward_dx_inputs()
+    three_record, one_record = t
+    _check_spatial_backward(three_record, three, rtol=1e-6, atol=1e-8)
+    _check_spatial_backward(one_record, one, what=" for N = 1")
 
 
-@learner_check
-def check_spatial_backward_float32_and_layout(spatial_batchnorm_backward):
+@graded(scenarios.spatial_backward_float32_and_layout)
+def check_spatial_backward_float32_and_layout(t):
     """float32 keeps its dtype; non-contiguous views give the same result."""
-    rng = np.random.default_rng(603)
-    x = _images(rng, (2, 3, 4, 4), [1.0, 2.0, 0.5], [1.0, -3.0, 0.0]).astype(np.float32)
-    dy = rng.standard_normal(x.shape).astype(np.float32)
-    gamma = _params(rng, 3)[0].astype(np.float32)
-    _run_spatial_backward(
-        spatial_batchnorm_backward,
-        dy,
-        x,
-        gamma,
-        what=" (float32)",
-        rtol=1e-4,
-        atol=1e-4,
-        dtype=np.float32,
+    float32, layout = scenarios.spatial_backward_float32_and_layout_inputs()
+    float32_record, layout_record = t
+    _check_spatial_backward(
+        float32_record, float32, what=" (float32)", rtol=1e-4, atol=1e-4, dtype=np.float32
     )
-    x = rng.standard_normal((2, 4, 3, 6)).transpose(0, 3, 1, 2)
-    dy = rng.standard_normal((2, 4, 3, 6)).transpose(0, 3, 1, 2)
-    gamma = _params(rng, 6)[0]
-    _run_spatial_backward(
-        spatial_batchnorm_backward, dy, x, gamma, what=" for non-contiguous inputs"
-    )
+    _check_spatial_backward(layout_record, layout, what=" for non-contiguous inputs")
 
 
 # ---------------------------------------------------------------- group norm
@@ -371,77 +324,46 @@ def _groupnorm_mistakes(x, gamma, beta, num_groups) -> list[KnownMistake]:
     return mistakes
 
 
-def _run_groupnorm(fn, x, gamma, beta, num_groups, *, what="y", rtol=1e-7, atol=1e-9):
-    arrays = {"x": x, "gamma": gamma, "beta": beta}
-    originals = {key: value.copy() for key, value in arrays.items()}
-    y = call_learner(fn, x, gamma, beta, num_groups, EPS, what="groupnorm_forward")
-    check_unchanged("groupnorm_forward", originals, arrays)
-    x64, gamma64, beta64 = (a.astype(np.float64) for a in (x, gamma, beta))
-    check_close(
-        y,
-        reference.groupnorm_forward(x64, gamma64, beta64, num_groups, EPS),
-        what,
-        rtol=rtol,
-        atol=atol,
-        mistakes=_groupnorm_mistakes(x64, gamma64, beta64, num_groups),
+def _check_groupnorm(record, case, **judging):
+    inputs, num_groups = case
+    return check_forward_call(
+        record,
+        "groupnorm_forward",
+        inputs,
+        num_groups,
+        expected=reference.groupnorm_forward,
+        mistakes=_groupnorm_mistakes,
+        **judging,
     )
-    return y
 
 
-@learner_check
-def check_groupnorm_basic(groupnorm_forward):
+@graded(scenarios.groupnorm_basic)
+def check_groupnorm_basic(t):
     """N=3, C=6 in 2 groups of 3 channels, W = C, channels of different scales."""
-    rng = np.random.default_rng(701)
-    x = _images(rng, (3, 6, 4, 6), [1.0, 2.0, 0.5, 3.0, 1.0, 0.2], [0, 4, -2, 1, 8, -3])
-    gamma, beta = _params(rng, 6)
-    _run_groupnorm(groupnorm_forward, x, gamma, beta, 2)
+    _check_groupnorm(t, scenarios.groupnorm_basic_inputs())
 
 
-@learner_check
-def check_groupnorm_extremes(groupnorm_forward):
+@graded(scenarios.groupnorm_extremes)
+def check_groupnorm_extremes(t):
     """G = 1 (layer norm), G = C (instance norm), N = 1, std 1e-3 and offsets of 1e4."""
-    rng = np.random.default_rng(702)
-    x = _images(rng, (2, 4, 3, 3), [1.0, 2.0, 0.5, 3.0], [0.0, 4.0, -2.0, 1.0])
-    gamma, beta = _params(rng, 4)
-    _run_groupnorm(groupnorm_forward, x, gamma, beta, 1, what="y for G = 1")
-    _run_groupnorm(groupnorm_forward, x, gamma, beta, 4, what="y for G = C")
-    x = _images(rng, (1, 4, 3, 2), [1e-3, 1e-3, 1e-3, 1e-3], [1e4, 1e4, 1e4, 1e4])
-    _run_groupnorm(
-        groupnorm_forward,
-        x,
-        gamma,
-        beta,
-        2,
+    one_group, instance, constant = scenarios.groupnorm_extremes_inputs()
+    one_group_record, instance_record, constant_record = t
+    _check_groupnorm(one_group_record, one_group, what="y for G = 1")
+    _check_groupnorm(instance_record, instance, what="y for G = C")
+    _check_groupnorm(
+        constant_record,
+        constant,
         what="y for one nearly constant example",
         rtol=1e-6,
         atol=1e-8,
     )
 
 
-@learner_check
-def check_groupnorm_float32_and_layout(groupnorm_forward):
+@graded(scenarios.groupnorm_float32_and_layout)
+def check_groupnorm_float32_and_layout(t):
     """float32 keeps its dtype; a channels-last array viewed as NCHW works too."""
-    rng = np.random.default_rng(703)
-    x = _images(rng, (2, 4, 3, 3), [1.0, 2.0, 0.5, 3.0], [1.0, -3.0, 0.0, 2.0])
-    gamma, beta = _params(rng, 4)
-    y = _run_groupnorm(
-        groupnorm_forward,
-        x.astype(np.float32),
-        gamma.astype(np.float32),
-        beta.astype(np.float32),
-        2,
-        what="y (float32)",
-        rtol=1e-4,
-        atol=1e-4,
-    )
+    float32, layout = scenarios.groupnorm_float32_and_layout_inputs()
+    float32_record, layout_record = t
+    y = _check_groupnorm(float32_record, float32, what="y (float32)", rtol=1e-4, atol=1e-4)
     check_dtype(y, np.float32, "y")
-    nhwc = rng.standard_normal((2, 3, 2, 6)) * 2.0 + 1.0
-    gamma, beta = _params(rng, 6)
-    _run_groupnorm(
-        groupnorm_forward,
-        nhwc.transpose(0, 3, 1, 2),
-        gamma,
-        beta,
-        3,
-        what="y for a non-contiguous x",
-    )
+    _check_groupnorm(layout_record, layout, what="y for a non-contiguous x")

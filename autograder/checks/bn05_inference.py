@@ -1,9 +1,13 @@
 """Checks for bn05_inference: folding, recalibration and evaluation with batch norm.
 
-Folding is judged by running PyTorch's own conv and batch-norm layers in eval mode on the
-same input; recalibration against population statistics computed here from each layer's
-inputs; evaluation against the accuracy of an eval-mode copy of the model. Known wrong
-variants are computed on the same inputs to name the mistake.
+Each check is a verdict on the transcript of its scenario in
+`autograder.scenarios.bn05_inference`, which ran the learner's function; the verdict
+regenerates the scenario's modules and data with the same builders. Folding is judged by
+running PyTorch's own conv and batch-norm layers in eval mode on the same input, and the
+recorded output must be what the returned conv's recorded tensors compute here;
+recalibration against population statistics computed here from each layer's inputs;
+evaluation against the accuracy of an eval-mode copy of the model. Known wrong variants
+are computed on the same inputs to name the mistake.
 """
 
 from __future__ import annotations
@@ -17,53 +21,30 @@ import torch.nn.functional as F
 from autograder.checks.core import (
     Failure,
     KnownMistake,
-    call_learner,
+    Unreadable,
     check_close,
-    learner_check,
+    graded,
+    learner_type,
+    returned,
 )
+from autograder.scenarios import bn05_inference as scenarios
 
 F64_TOL = {"rtol": 1e-7, "atol": 1e-9}
 F32_TOL = {"rtol": 1e-4, "atol": 1e-5}
-_BatchNorm = torch.nn.modules.batchnorm._BatchNorm
-
-
-def _generator(seed: int) -> torch.Generator:
-    return torch.Generator().manual_seed(seed)
 
 
 def _same_state(a: dict, b: dict) -> bool:
     return a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
 
 
-def _state(module) -> dict:
-    return {k: v.detach().clone() for k, v in module.state_dict().items()}
+def _flag(value) -> bool:
+    """A yes/no observation of a scenario; anything but a bool is a malformed transcript."""
+    if not isinstance(value, bool):
+        raise Unreadable(f"expected a bool, got a {type(value).__name__}")
+    return value
 
 
 # ---------------------------------------------------------------------------- folding
-
-
-def _conv_bn(seed: int, bias: bool, dtype=torch.float64, stride=1, padding=1, dilation=1):
-    """A conv (4 -> 3 channels) and a trained-looking BatchNorm2d, both in eval mode.
-
-    Channel 0 of the batch norm has a running variance of 1e-6, close to eps.
-    """
-    gen = _generator(seed)
-    conv = torch.nn.Conv2d(
-        4, 3, 3, stride=stride, padding=padding, dilation=dilation, bias=bias, dtype=dtype
-    )
-    bn = torch.nn.BatchNorm2d(3, dtype=dtype)
-    with torch.no_grad():
-        conv.weight.copy_(torch.randn(conv.weight.shape, generator=gen, dtype=dtype))
-        if bias:
-            conv.bias.copy_(torch.randn(3, generator=gen, dtype=dtype) + 2.0)
-        bn.weight.copy_(torch.rand(3, generator=gen, dtype=dtype) + 0.5)
-        bn.bias.copy_(torch.randn(3, generator=gen, dtype=dtype))
-        bn.running_mean.copy_(torch.randn(3, generator=gen, dtype=dtype) * 3.0)
-        bn.running_var.copy_(torch.tensor([1e-6, 0.5, 4.0], dtype=dtype))
-    conv.eval()
-    bn.eval()
-    x = torch.randn(2, 4, 7, 6, generator=gen, dtype=dtype)
-    return conv, bn, x
 
 
 def _variant(
@@ -121,21 +102,35 @@ def _fold_mistakes(conv, bn, x) -> list[KnownMistake]:
     return mistakes
 
 
-def _fold(fn, conv, bn):
-    fused = call_learner(fn, conv, bn, what="fold_batchnorm_into_conv")
-    if not isinstance(fused, torch.nn.Conv2d):
+def _folded(t) -> None:
+    """Raise the failure of the folding call itself: its error, or a result not a Conv2d."""
+    returned(t["fold"])
+    if not _flag(t["is_conv2d"]):
         raise Failure(
-            f"fold_batchnorm_into_conv should return a torch.nn.Conv2d, got a "
-            f"{type(fused).__name__}."
+            f"fold_batchnorm_into_conv should return a torch.nn.Conv2d, got a {t['type']}."
         )
-    return fused
 
 
-def _check_fold(fn, conv, bn, x, setting: str, tol) -> None:
+def _check_recorded_conv(conv, x, y, tol) -> None:
+    """`y`, the recorded output of the folded conv, must be what its recorded settings and
+    tensors compute here; if not, the scenario's observations contradict each other."""
+    if conv["padding_mode"] != "zeros":
+        raise Unreadable(f"the folded convolution pads with {conv['padding_mode']!r}")
+    with torch.no_grad():
+        settings = [conv[name] for name in ("stride", "padding", "dilation", "groups")]
+        computed = F.conv2d(x, conv["weight"], conv["bias"], *settings)
+    try:
+        check_close(y, computed, "the recorded output of the folded convolution", **tol)
+    except Failure as failure:
+        raise Unreadable(str(failure)) from None
+
+
+def _check_fold(t, inputs, setting: str, tol) -> None:
+    conv, bn, x = inputs
     with torch.no_grad():
         expected = bn(conv(x))
-        fused = _fold(fn, conv, bn)
-        y = call_learner(fused, x, what="the folded convolution")
+    _folded(t)
+    y = returned(t["y"])
     check_close(
         y,
         expected,
@@ -143,65 +138,63 @@ def _check_fold(fn, conv, bn, x, setting: str, tol) -> None:
         **tol,
         mistakes=_fold_mistakes(conv, bn, x),
     )
+    _check_recorded_conv(t["conv"], x, y, tol)
 
 
-@learner_check
-def check_fold_matches_eval(fn) -> None:
+@graded(scenarios.fold_matches_eval)
+def check_fold_matches_eval(t) -> None:
     """conv with bias, then bn: the folded conv gives the same output (float64)."""
-    conv, bn, x = _conv_bn(100, bias=True)
-    _check_fold(fn, conv, bn, x, "float64, conv with a bias", F64_TOL)
+    inputs = scenarios.fold_matches_eval_inputs()
+    _check_fold(t, inputs, "float64, conv with a bias", F64_TOL)
 
 
-@learner_check
-def check_fold_without_conv_bias(fn) -> None:
+@graded(scenarios.fold_without_conv_bias)
+def check_fold_without_conv_bias(t) -> None:
     """conv without bias (as before a batch norm), float32: the folded conv needs one."""
-    conv, bn, x = _conv_bn(101, bias=False, dtype=torch.float32)
-    _check_fold(fn, conv, bn, x, "float32, conv without a bias", F32_TOL)
+    inputs = scenarios.fold_without_conv_bias_inputs()
+    _check_fold(t, inputs, "float32, conv without a bias", F32_TOL)
 
 
-@learner_check
-def check_fold_keeps_conv_settings(fn) -> None:
+@graded(scenarios.fold_keeps_conv_settings)
+def check_fold_keeps_conv_settings(t) -> None:
     """stride, padding and dilation of the convolution are kept."""
-    conv, bn, x = _conv_bn(102, bias=True, stride=2, padding=2, dilation=2)
-    _check_fold(fn, conv, bn, x, "stride 2, padding 2, dilation 2", F64_TOL)
+    inputs = scenarios.fold_keeps_conv_settings_inputs()
+    _check_fold(t, inputs, "stride 2, padding 2, dilation 2", F64_TOL)
 
 
-@learner_check
-def check_fold_leaves_inputs_unchanged(fn) -> None:
+@graded(scenarios.fold_leaves_inputs_unchanged)
+def check_fold_leaves_inputs_unchanged(t) -> None:
     """conv and bn are not modified, and the result shares no parameter with conv."""
-    conv, bn, x = _conv_bn(103, bias=True)
-    before_conv, before_bn = _state(conv), _state(bn)
-    with torch.no_grad():
-        fused = _fold(fn, conv, bn)
-    if not (_same_state(_state(conv), before_conv) and _same_state(_state(bn), before_bn)):
+    conv, bn, _ = scenarios.fold_leaves_inputs_unchanged_inputs()
+    _folded(t)
+    if not (
+        _same_state(t["conv_state"], scenarios.state(conv))
+        and _same_state(t["bn_state"], scenarios.state(bn))
+    ):
         raise Failure(
             "fold_batchnorm_into_conv modified conv or bn: build a new Conv2d (for example "
             "from copy.deepcopy(conv)) and leave the originals as they were."
         )
-    if fused is conv or fused.weight.data_ptr() == conv.weight.data_ptr():
+    if _flag(t["is_conv"]) or _flag(t["shares_weight"]):
         raise Failure(
             "fold_batchnorm_into_conv returned conv itself or a conv sharing its weight: "
             "return a new Conv2d with its own tensors."
         )
-    if conv.training or bn.training:
+    if t["conv_training"] or t["bn_training"]:
         raise Failure("fold_batchnorm_into_conv changed the mode of conv or bn.")
 
 
-@learner_check
-def check_fold_rejects_training_mode(fn) -> None:
+@graded(scenarios.fold_rejects_training_mode)
+def check_fold_rejects_training_mode(t) -> None:
     """Folding a bn or conv in training mode raises ValueError."""
-    for which in ("bn", "conv"):
-        conv, bn, _ = _conv_bn(104, bias=True)
-        (bn if which == "bn" else conv).train()
-        try:
-            fn(conv, bn)
-        except ValueError:
+    for which, record in zip(scenarios.FOLD_IN_TRAINING_MODE, t, strict=True):
+        if _flag(record["value_error"]):
             continue
-        except Exception as err:  # noqa: BLE001 (any other error is the learner's)
+        if record["raised"] is not None:
             raise Failure(
                 f"With {which} in training mode, fold_batchnorm_into_conv should raise "
-                f"ValueError, but it raised {type(err).__name__}."
-            ) from None
+                f"ValueError, but it raised {record['raised']}."
+            )
         raise Failure(
             f"fold_batchnorm_into_conv accepted {which} in training mode: folding is only "
             "valid in eval mode, where the batch norm is a fixed affine map; raise ValueError."
@@ -211,34 +204,11 @@ def check_fold_rejects_training_mode(fn) -> None:
 # ---------------------------------------------------------------------- recalibration
 
 
-def _small_model(seed: int) -> torch.nn.Sequential:
-    """conv -> bn -> relu -> conv -> bn(momentum 0.05), with non-trivial running stats."""
-    with torch.random.fork_rng():
-        torch.manual_seed(seed)
-        model = torch.nn.Sequential(
-            torch.nn.Conv2d(2, 4, 3, padding=1),
-            torch.nn.BatchNorm2d(4),
-            torch.nn.ReLU(),
-            torch.nn.Conv2d(4, 3, 3),
-            torch.nn.BatchNorm2d(3, momentum=0.05),
-        )
-        model.train()
-        with torch.no_grad():
-            for _ in range(3):
-                model(torch.randn(5, 2, 6, 6) * 2.0 + 1.0)
-    return model
-
-
-def _batches(seed: int, sizes=(4, 2, 6, 3)) -> list[torch.Tensor]:
-    gen = _generator(seed)
-    return [torch.randn(n, 2, 6, 6, generator=gen) * 1.5 - 0.5 for n in sizes]
-
-
 def _batch_statistics(model, batches):
     """Per batch-norm layer, the list of (mean, unbiased var) of its input per batch, with
     the model in training mode (earlier layers normalize with batch statistics)."""
     twin = copy.deepcopy(model).train()
-    layers = [m for m in twin.modules() if isinstance(m, _BatchNorm)]
+    layers = scenarios.batchnorm_layers(twin)
     stats = {i: [] for i in range(len(layers))}
 
     def hook(index):
@@ -303,28 +273,23 @@ def _recalibration_mistakes(batch_stats, before):
     ]
 
 
-def _recalibrate(fn, model, batches) -> None:
-    call_learner(fn, model, iter(batches), what="recalibrate_batchnorm")
-
-
-@learner_check
-def check_recalibrate_population_statistics(fn) -> None:
+@graded(scenarios.recalibrate_population_statistics)
+def check_recalibrate_population_statistics(t) -> None:
     """After recalibration every bn holds the cumulative average of its batch statistics."""
-    model = _small_model(200).eval()
-    batches = _batches(201)
+    model, batches = scenarios.recalibrate_population_statistics_inputs()
     expected = _batch_statistics(model, batches)
-    layers = [m for m in model.modules() if isinstance(m, _BatchNorm)]
     before = [
-        (m.running_mean.clone(), m.running_var.clone(), m.num_batches_tracked.clone(), m.momentum)
-        for m in layers
+        (m.running_mean, m.running_var, m.num_batches_tracked, m.momentum)
+        for m in scenarios.batchnorm_layers(model)
     ]
-    _recalibrate(fn, model, batches)
-    for index, layer in enumerate(layers):
+    returned(t["call"])
+    for index in range(len(before)):
+        recorded = t["statistics"][index]
         mean, var = _averaged(expected[index])
         mistakes = _recalibration_mistakes(expected[index], before[index])
         for name, value, part in [("running_mean", mean, 0), ("running_var", var, 1)]:
             check_close(
-                getattr(layer, name),
+                recorded[name],
                 value,
                 f"{name} of batch-norm layer {index + 1} after recalibration",
                 **F32_TOL,
@@ -332,24 +297,21 @@ def check_recalibrate_population_statistics(fn) -> None:
             )
 
 
-@learner_check
-def check_recalibrate_restores_momentum_and_mode(fn) -> None:
+@graded(scenarios.recalibrate_restores_momentum_and_mode)
+def check_recalibrate_restores_momentum_and_mode(t) -> None:
     """momentum of every bn and the mode of every module are as before."""
-    for training in (False, True):
-        model = _small_model(210).train(training)
-        model[2].train(not training)  # a module whose mode differs from the model's
+    for training, record in zip(scenarios.RECALIBRATE_MODES, t, strict=True):
+        model, _ = scenarios.recalibrate_restores_momentum_and_mode_inputs(training)
         modes = {name: m.training for name, m in model.named_modules()}
-        momenta = [m.momentum for m in model.modules() if isinstance(m, _BatchNorm)]
-        _recalibrate(fn, model, _batches(211))
-        after = [m.momentum for m in model.modules() if isinstance(m, _BatchNorm)]
+        momenta = [m.momentum for m in scenarios.batchnorm_layers(model)]
+        returned(record["call"])
+        after = record["momenta"]
         if after != momenta:
             raise Failure(
                 f"recalibrate_batchnorm did not restore momentum: it was {momenta} and is "
                 f"{after} afterwards. Save each layer's momentum and put it back."
             )
-        changed = [
-            name or "the model" for name, m in model.named_modules() if m.training != modes[name]
-        ]
+        changed = [name or "the model" for name, mode in record["modes"] if mode != modes[name]]
         if changed:
             mode = "training" if training else "eval"
             raise Failure(
@@ -359,13 +321,13 @@ def check_recalibrate_restores_momentum_and_mode(fn) -> None:
             )
 
 
-@learner_check
-def check_recalibrate_leaves_parameters(fn) -> None:
+@graded(scenarios.recalibrate_leaves_parameters)
+def check_recalibrate_leaves_parameters(t) -> None:
     """Recalibration changes buffers only: parameters keep their values."""
-    model = _small_model(220).eval()
-    before = {k: v.detach().clone() for k, v in model.named_parameters()}
-    _recalibrate(fn, model, _batches(221))
-    for name, value in model.named_parameters():
+    model, _ = scenarios.recalibrate_leaves_parameters_inputs()
+    before = {k: v.detach() for k, v in model.named_parameters()}
+    returned(t["call"])
+    for name, value in t["parameters"]:
         if not torch.equal(value.detach(), before[name]):
             raise Failure(
                 f"recalibrate_batchnorm changed the parameter {name}: only the running "
@@ -376,31 +338,6 @@ def check_recalibrate_leaves_parameters(fn) -> None:
 # ------------------------------------------------------------------------- evaluation
 
 
-def _classifier(seed: int):
-    """A small classifier whose running statistics differ from any batch's, and data on
-    which eval-mode and training-mode predictions disagree."""
-    with torch.random.fork_rng():
-        torch.manual_seed(seed)
-        model = torch.nn.Sequential(
-            torch.nn.Conv2d(1, 4, 3, padding=1),
-            torch.nn.BatchNorm2d(4),
-            torch.nn.ReLU(),
-            torch.nn.Flatten(),
-            torch.nn.Linear(4 * 4 * 4, 3),
-        )
-        with torch.no_grad():
-            model[1].running_mean.copy_(torch.randn(4) * 0.5)
-            model[1].running_var.copy_(torch.rand(4) + 0.5)
-            model[1].num_batches_tracked.fill_(7)
-        x = torch.randn(16, 1, 4, 4) + 0.5
-        model.eval()
-        with torch.no_grad():
-            labels = model(x).argmax(dim=1)
-        y = labels.clone()
-        y[:4] = (labels[:4] + 1) % 3  # eval-mode accuracy: 12 / 16
-    return model, x, y
-
-
 def _accuracies(model, x, y) -> tuple[float, float]:
     twin = copy.deepcopy(model)
     with torch.no_grad():
@@ -409,19 +346,21 @@ def _accuracies(model, x, y) -> tuple[float, float]:
     return eval_acc, train_acc
 
 
-def _evaluate(fn, model, x, y) -> float:
-    result = call_learner(fn, model, x, y, what="evaluate")
+def _evaluate(outcome) -> float:
+    """The accuracy evaluate returned, as a float; raise `Failure` if it is not one."""
+    result = returned(outcome)
     if isinstance(result, torch.Tensor):
         raise Failure("evaluate returned a tensor: return a Python float (use .item()).")
     try:
         return float(result)
     except (TypeError, ValueError):
-        raise Failure(f"evaluate should return a float, got a {type(result).__name__}.") from None
+        raise Failure(f"evaluate should return a float, got a {learner_type(result)}.") from None
 
 
-def _check_accuracy(fn, model, x, y, setting: str) -> None:
+def _check_accuracy(t, inputs, setting: str) -> None:
+    model, x, y = inputs
     eval_acc, train_acc = _accuracies(model, x, y)
-    acc = _evaluate(fn, model, x, y)
+    acc = _evaluate(t["accuracy"])
     mistakes = []
     if train_acc != eval_acc:
         mistakes.append(
@@ -449,28 +388,25 @@ def _check_accuracy(fn, model, x, y, setting: str) -> None:
     )
 
 
-@learner_check
-def check_evaluate_accuracy(fn) -> None:
+@graded(scenarios.evaluate_accuracy)
+def check_evaluate_accuracy(t) -> None:
     """The accuracy of a model given in eval mode."""
-    model, x, y = _classifier(300)
-    _check_accuracy(fn, model.eval(), x, y, "eval mode")
+    _check_accuracy(t, scenarios.evaluate_accuracy_inputs(), "eval mode")
 
 
-@learner_check
-def check_evaluate_model_in_training_mode(fn) -> None:
+@graded(scenarios.evaluate_model_in_training_mode)
+def check_evaluate_model_in_training_mode(t) -> None:
     """A model given in training mode is evaluated with its running statistics."""
-    model, x, y = _classifier(301)
-    _check_accuracy(fn, model.train(), x, y, "training mode")
+    _check_accuracy(t, scenarios.evaluate_model_in_training_mode_inputs(), "training mode")
 
 
-@learner_check
-def check_evaluate_leaves_buffers(fn) -> None:
+@graded(scenarios.evaluate_leaves_buffers)
+def check_evaluate_leaves_buffers(t) -> None:
     """Evaluation changes no buffer (running statistics, num_batches_tracked)."""
-    model, x, y = _classifier(302)
-    model.train()
-    before = _state(model)
-    _evaluate(fn, model, x, y)
-    changed = [k for k, v in _state(model).items() if not torch.equal(v, before[k])]
+    model, _, _ = scenarios.evaluate_leaves_buffers_inputs()
+    before = scenarios.state(model)
+    _evaluate(t["accuracy"])
+    changed = [k for k, v in t["state"].items() if not torch.equal(v, before[k])]
     if changed:
         raise Failure(
             f"evaluate changed {', '.join(changed)}: in training mode, batch norm updates "
@@ -479,15 +415,12 @@ def check_evaluate_leaves_buffers(fn) -> None:
         )
 
 
-@learner_check
-def check_evaluate_restores_mode(fn) -> None:
+@graded(scenarios.evaluate_restores_mode)
+def check_evaluate_restores_mode(t) -> None:
     """The model is in the same mode afterwards, training or eval."""
-    for training in (True, False):
-        model, x, y = _classifier(303)
-        model.train(training)
-        _evaluate(fn, model, x, y)
-        modes = {m.training for m in model.modules()}
-        if modes != {training}:
+    for training, record in zip(scenarios.EVALUATE_MODES, t, strict=True):
+        _evaluate(record["accuracy"])
+        if set(record["modes"]) != {training}:
             given = "training" if training else "eval"
             raise Failure(
                 f"After evaluate, a model given in {given} mode is no longer in {given} "

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from autograder.scenarios.common import decode, encode
+from autograder.scenarios.common import Opaque, Transcript, decode, encode
 
 
 class Failure(AssertionError):
@@ -28,6 +28,17 @@ class KnownMistake:
     hint: str
 
 
+def learner_type(value) -> str:
+    """The type name of a value as the learner's code had it, also after a transcript's
+    round trip (an `Opaque` keeps only its type name; a dict comes back as a `Transcript`).
+    """
+    if isinstance(value, Opaque):
+        return value.type_name
+    if isinstance(value, Transcript):
+        return "dict"
+    return type(value).__name__
+
+
 def as_array(value, what: str) -> np.ndarray:
     """Turn a learner's return value (ndarray, torch tensor, list) into a float64 array."""
     if hasattr(value, "detach"):  # a torch tensor, without importing torch here
@@ -36,7 +47,7 @@ def as_array(value, what: str) -> np.ndarray:
         arr = np.asarray(value, dtype=np.float64)
     except (TypeError, ValueError):
         raise Failure(
-            f"{what} should be an array of numbers, but got a {type(value).__name__}."
+            f"{what} should be an array of numbers, but got a {learner_type(value)}."
         ) from None
     return arr
 
@@ -129,7 +140,7 @@ def unpack(result, names: tuple[str, ...], what: str) -> tuple:
     if not isinstance(result, tuple | list) or len(result) != len(names):
         raise Failure(
             f"{what} should return a tuple ({', '.join(names)}), "
-            f"but returned a {type(result).__name__}"
+            f"but returned a {learner_type(result)}"
             + (f" of length {len(result)}." if isinstance(result, tuple | list) else ".")
         )
     return tuple(result)

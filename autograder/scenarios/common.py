@@ -106,16 +106,16 @@ def encode(value, depth: int = 0):
     """JSON-compatible data for a transcript (see the module docstring)."""
     if depth > MAX_DEPTH:
         return {"ob": "nested too deeply"}
-    if value is None or isinstance(value, bool | int | str):
-        if isinstance(value, int) and not isinstance(value, bool) and abs(value) >= 2**63:
-            return {"f": repr(float(value))}
-        return value[:MAX_STRING] if isinstance(value, str) else value
-    if isinstance(value, float):
-        return value if np.isfinite(value) else {"f": repr(value)}
     if isinstance(value, np.ndarray):
         return _encode_array(value)
-    if isinstance(value, np.generic):
+    if isinstance(value, np.generic):  # before float: np.float64 is a float too
         return _encode_array(np.asarray(value), scalar=True)
+    if value is None or isinstance(value, bool | str):
+        return value[:MAX_STRING] if isinstance(value, str) else value
+    if isinstance(value, int):
+        return value if abs(value) < 2**63 else {"ob": "int too large to record"}
+    if isinstance(value, float):
+        return value if np.isfinite(value) else {"f": repr(value)}
     torch = _torch()
     if torch is not None and isinstance(value, torch.Tensor):
         return _encode_tensor(value, torch)
