@@ -193,16 +193,40 @@ def bwrap_command(preload: list[str]) -> list[str]:
     return cmd
 
 
+def unisolated_command(preload: list[str]) -> list[str]:
+    """The command that starts a zygote without bubblewrap: resource limits only.
+
+    Learner code then runs as the grader's user and can read the course and the gradebook;
+    only for an instructor who has accepted that (``--no-sandbox``).
+    """
+    course_root = str(Path(zygote.__file__).resolve().parents[1])
+    return [
+        sys.executable,
+        "-I",
+        str(Path(zygote.__file__).resolve()),
+        json.dumps(preload),
+        course_root,
+    ]
+
+
 class Sandbox:
     """One preloaded zygote under bubblewrap; runs jobs one at a time.
 
     Use as a context manager. `preload` names modules imported once in the zygote.
+    `isolated=False` runs the zygote without bubblewrap (see `unisolated_command`).
     """
 
-    def __init__(self, preload: list[str] | None = None, limits: Limits | None = None):
+    def __init__(
+        self,
+        preload: list[str] | None = None,
+        limits: Limits | None = None,
+        isolated: bool = True,
+    ):
         self.limits = limits or Limits()
+        self.isolated = isolated
+        command = bwrap_command(preload or []) if isolated else unisolated_command(preload or [])
         self._proc = subprocess.Popen(
-            bwrap_command(preload or []),
+            command,
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
@@ -250,6 +274,7 @@ class Sandbox:
             ],
             "limits": asdict(self.limits),
             "user": job_user(),
+            "isolated": self.isolated,
         }
         try:
             zygote.write_frame(self._proc.stdin.fileno(), job)
