@@ -1,30 +1,33 @@
 """Checks for bn04_torch: a batch-norm autograd Function and a drop-in BatchNorm2d module.
 
-The Function is judged against `autograder.reference` (values and gradients) and
-`torch.autograd.gradcheck`; the module against PyTorch's own `torch.nn.BatchNorm2d` run
-side by side on the same inputs. When a result is wrong, a NumPy simulation of the
-module with one known mistake at a time names the mistake.
+Each check is split in two (see `autograder.checks.core.graded`): its scenario in
+`autograder.scenarios.bn04_torch` runs the learner's Function or module and records what
+came back; the verdict here judges that record on the grader's host, regenerating the
+inputs with the scenario module's builders. The Function is judged against
+`autograder.reference` (values and gradients); the module against PyTorch's own
+`torch.nn.BatchNorm2d`, built here by the same builders and run on the same inputs. When a
+result is wrong, a NumPy simulation of the module with one known mistake at a time names
+the mistake.
+
+Three observations can only be made in the learner's process and are judged as the
+scenario recorded them: which of torch's batch-norm and autograd functions the learner's
+code called, whether an output's autograd graph holds the learner's Function, and the
+result of `torch.autograd.gradcheck`.
 """
 
 from __future__ import annotations
 
-import contextlib
+import collections
 import re
 
 import numpy as np
 import torch
 
 from autograder import reference
-from autograder.checks.core import (
-    Failure,
-    KnownMistake,
-    call_learner,
-    check_close,
-    learner_check,
-)
+from autograder.checks.core import Failure, KnownMistake, check_close, graded, returned
+from autograder.scenarios import bn04_torch as scenarios
+from autograder.scenarios.bn04_torch import CHANNELS, EPS
 
-EPS = 1e-5
-CHANNELS = 3
 IMAGE_AXES = (0, 2, 3)
 # float32 results are compared with float64 references on the same (rounded) inputs.
 F32_TOL = {"rtol": 1e-4, "atol": 1e-4}
@@ -32,35 +35,6 @@ F64_TOL = {"rtol": 1e-7, "atol": 1e-8}
 WHERE_FORWARD = "Look at how forward computes the per-channel mean and variance."
 WHERE_BACKWARD = "Look at the reductions in backward."
 WHERE_UPDATE = "Look at the running-statistics update in forward."
-
-
-# ------------------------------------------------------------------------------ inputs
-
-
-def _images(seed: int, n: int = 2, offset: float = 1e4, shape_hw=(4, 5)) -> np.ndarray:
-    """(n, 3, H, W) float64 images: channel 0 has std 1e-3 (variance near eps), channel 1
-    sits at `offset`, channel 2 is wide and shifted. H != W != C so that wrong axes show."""
-    rng = np.random.default_rng(seed)
-    x = rng.standard_normal((n, CHANNELS, *shape_hw))
-    x[:, 0] = 1e-3 * x[:, 0] + 0.5
-    x[:, 1] = x[:, 1] + offset
-    x[:, 2] = 3.0 * x[:, 2] - 2.0
-    return x
-
-
-def _affine(seed: int, channels: int = CHANNELS) -> tuple[np.ndarray, np.ndarray]:
-    rng = np.random.default_rng(seed)
-    gamma = rng.uniform(0.5, 2.0, channels) * rng.choice([-1.0, 1.0], channels)
-    return gamma, rng.standard_normal(channels)
-
-
-def _non_contiguous(x: torch.Tensor) -> torch.Tensor:
-    """The same values as `x` (N, C, H, W) in a non-contiguous tensor."""
-    return x.transpose(2, 3).contiguous().transpose(2, 3)
-
-
-def _tensor(a: np.ndarray, dtype=torch.float64, grad: bool = False) -> torch.Tensor:
-    return torch.tensor(a, dtype=dtype, requires_grad=grad)
 
 
 # ------------------------------------------------------- wrong variants, for diagnosis
@@ -132,50 +106,26 @@ def _dx_wrong_axes(dy, x, gamma, axes) -> np.ndarray:
 # ----------------------------------------------------------------- learner's Function
 
 
-@contextlib.contextmanager
-def _forbidden_calls():
-    """Make torch's own batch norm and autograd entry points raise while active."""
-
-    class ForbiddenCall(Exception):
-        pass
-
-    targets = [
-        (torch.nn.functional, "batch_norm", "torch.nn.functional.batch_norm"),
-        (torch, "batch_norm", "torch.batch_norm"),
-        (torch, "native_batch_norm", "torch.native_batch_norm"),
-        (torch.autograd, "grad", "torch.autograd.grad"),
-        (torch.autograd, "backward", "torch.autograd.backward"),
-        (torch.Tensor, "backward", "Tensor.backward"),
-    ]
-    saved = [(owner, attr, getattr(owner, attr)) for owner, attr, _ in targets]
-
-    def refuse(label):
-        def call(*args, **kwargs):
-            raise ForbiddenCall(f"calls {label}")
-
-        return call
-
-    for owner, attr, label in targets:
-        setattr(owner, attr, refuse(label))
-    try:
-        yield saved[3][2]  # the real torch.autograd.grad, for the check itself
-    finally:
-        for owner, attr, original in saved:
-            setattr(owner, attr, original)
+def _output(outcome, what: str = "BatchNorm2d.forward") -> torch.Tensor:
+    """The tensor a recorded call returned; Failure if it raised or returned something else."""
+    y = returned(outcome)
+    if not isinstance(y, torch.Tensor):
+        raise Failure(f"{what} should return a tensor, got a {outcome['type']}.")
+    return y
 
 
-def _forbidden_message(err: Failure) -> Failure:
-    text = str(err)
-    match = re.search(r"ForbiddenCall: calls ([\w.]+)", text)
-    if not match:
-        return err
-    called = match.group(1)
+def _check_refused(outcome) -> None:
+    """Raise the Failure for a call that raised after the learner's code called one of the
+    functions the scenario refuses (recorded under "forbidden")."""
+    if "raised" not in outcome or not outcome["forbidden"]:
+        return
+    called = outcome["forbidden"][0]
     if "batch_norm" in called:
-        return Failure(
+        raise Failure(
             f"Your code calls {called}: the point of the exercise is to compute batch "
             "normalization yourself, with basic tensor operations."
         )
-    return Failure(
+    raise Failure(
         f"Your code calls {called}: backward must compute the gradients by hand from the "
         "tensors saved in forward, without autograd."
     )
@@ -202,63 +152,36 @@ def _shape_message(err: Failure) -> Failure:
     )
 
 
-def _run_function(fn, x, gamma, beta, dy=None):
-    """Forward (and backward if dy is given) through the learner's Function.
-
-    Returns y, or (y, dx, dgamma, dbeta). torch's batch norm and autograd calls are
-    forbidden inside the learner's code.
-    """
-    what = "BatchNormFunction.apply"
-    with _forbidden_calls() as real_grad:
-        try:
-            y = call_learner(fn.apply, x, gamma, beta, EPS, what=what)
-            if not isinstance(y, torch.Tensor):
-                raise Failure(f"{what} should return a tensor, got a {type(y).__name__}.")
-            if dy is None:
-                return y
-            if y.grad_fn is None or getattr(y.grad_fn, "_forward_cls", None) is not fn:
-                raise Failure(
-                    "The output of BatchNormFunction.apply is not produced by "
-                    "BatchNormFunction: forward must return a tensor it computed itself."
-                )
-            grads = call_learner(
-                real_grad,
-                y,
-                (x, gamma, beta),
-                dy,
-                allow_unused=True,
-                what="the backward pass of BatchNormFunction",
+def _function_results(record, backward: bool = False):
+    """From a record of the scenario's `_run_function`: the output y, or with `backward`
+    the gradients (dx, dgamma, dbeta). Raise the Failure for the first problem."""
+    try:
+        _check_refused(record["y"])
+        y = _output(record["y"], "BatchNormFunction.apply")
+        if not backward:
+            return y
+        if record["from_function"] is not True:
+            raise Failure(
+                "The output of BatchNormFunction.apply is not produced by "
+                "BatchNormFunction: forward must return a tensor it computed itself."
             )
-        except Failure as err:
-            raise _shape_message(_forbidden_message(err)) from None
+        _check_refused(record["grads"])
+        grads = returned(record["grads"])
+    except Failure as err:
+        raise _shape_message(err) from None
     for grad, name in zip(grads, ("dx", "dgamma", "dbeta"), strict=True):
         if grad is None:
             raise Failure(f"BatchNormFunction.backward returned None for {name}.")
-    return (y, *grads)
+    return grads
 
 
-def _function_case(seed: int, dtype, four_d: bool = True):
-    if four_d:
-        x = _images(seed, offset=1e4 if dtype == torch.float64 else 20.0)
-    else:
-        x = _images(seed, offset=1e4 if dtype == torch.float64 else 20.0)[:, :, 0, 0]
-    x = np.asarray(_tensor(x, dtype).double())  # the values the learner sees, rounded
-    gamma, beta = _affine(seed + 1)
-    gamma = np.asarray(_tensor(gamma, dtype).double())
-    beta = np.asarray(_tensor(beta, dtype).double())
-    return x, gamma, beta
-
-
-@learner_check
-def check_function_forward(fn) -> None:
+@graded(scenarios.function_forward)
+def check_function_forward(t) -> None:
     """Values of BatchNormFunction.apply on NCHW and (N, C) float64 input, N = 2."""
-    for seed, four_d in [(0, True), (1, False)]:
-        x, gamma, beta = _function_case(seed, torch.float64, four_d)
-        xt = _tensor(x)
-        if four_d:
-            xt = _non_contiguous(xt)
-        before = xt.clone()
-        y = _run_function(fn, xt, _tensor(gamma), _tensor(beta))
+    for index, (x, gamma, beta) in enumerate(scenarios.function_forward_inputs()):
+        record = t["cases"][index]
+        y = _function_results(record)
+        four_d = x.ndim == 4
         layout = "(N, C, H, W)" if four_d else "(N, C)"
         expected = (
             reference.spatial_batchnorm_forward(x, gamma, beta, EPS)
@@ -272,20 +195,15 @@ def check_function_forward(fn) -> None:
             **F64_TOL,
             mistakes=_forward_mistakes(x, gamma, beta),
         )
-        if not torch.equal(xt, before):
+        if not torch.equal(record["x_after"], torch.tensor(x, dtype=torch.float64)):
             raise Failure("BatchNormFunction.forward modified its input x in place.")
 
 
-@learner_check
-def check_function_float32(fn) -> None:
+@graded(scenarios.function_float32)
+def check_function_float32(t) -> None:
     """float32 input gives a float32 output with the right values."""
-    x, gamma, beta = _function_case(2, torch.float32)
-    y = _run_function(
-        fn,
-        _tensor(x, torch.float32),
-        _tensor(gamma, torch.float32),
-        _tensor(beta, torch.float32),
-    )
+    x, gamma, beta = scenarios.function_float32_inputs()
+    y = _function_results(t)
     if y.dtype != torch.float32:
         raise Failure(f"For float32 input, BatchNormFunction returned {y.dtype}, not float32.")
     check_close(
@@ -297,19 +215,12 @@ def check_function_float32(fn) -> None:
     )
 
 
-@learner_check
-def check_function_backward(fn) -> None:
+@graded(scenarios.function_backward)
+def check_function_backward(t) -> None:
     """dx, dgamma, dbeta against the reference, NCHW (N = 2) and (N, C), float64."""
-    for seed, four_d in [(3, True), (4, False)]:
-        x, gamma, beta = _function_case(seed, torch.float64, four_d)
-        dy = np.random.default_rng(seed + 10).standard_normal(x.shape)
-        _, dx, dgamma, dbeta = _run_function(
-            fn,
-            _tensor(x, grad=True),
-            _tensor(gamma, grad=True),
-            _tensor(beta, grad=True),
-            _tensor(dy),
-        )
+    for index, (x, gamma, _, dy) in enumerate(scenarios.function_backward_inputs()):
+        dx, dgamma, dbeta = _function_results(t["cases"][index], backward=True)
+        four_d = x.ndim == 4
         axes = IMAGE_AXES if four_d else (0,)
         backward = reference.spatial_batchnorm_backward if four_d else reference.batchnorm_backward
         dx_ref, dgamma_ref, dbeta_ref = backward(dy, x, gamma, EPS)
@@ -369,31 +280,15 @@ def check_function_backward(fn) -> None:
         )
 
 
-@learner_check
-def check_function_gradcheck(fn) -> None:
+@graded(scenarios.function_gradcheck)
+def check_function_gradcheck(t) -> None:
     """torch.autograd.gradcheck in float64 on a small NCHW input."""
-    rng = np.random.default_rng(5)
-    x = _tensor(rng.standard_normal((2, 3, 2, 3)) * 2 + 1, grad=True)
-    gamma = _tensor(rng.uniform(0.5, 1.5, 3), grad=True)
-    beta = _tensor(rng.standard_normal(3), grad=True)
-    _run_function(fn, x, gamma, beta, torch.ones_like(x))  # clear messages first
-
-    def apply(x, gamma, beta):
-        return fn.apply(x, gamma, beta, EPS)
-
+    _function_results(t, backward=True)  # clear messages first
     try:
-        ok = call_learner(
-            torch.autograd.gradcheck,
-            apply,
-            (x, gamma, beta),
-            eps=1e-6,
-            atol=1e-5,
-            raise_exception=False,
-            what="torch.autograd.gradcheck on BatchNormFunction",
-        )
+        ok = returned(t["gradcheck"])
     except Failure as err:
         raise _shape_message(err) from None
-    if not ok:
+    if ok is not True:
         raise Failure(
             "torch.autograd.gradcheck fails: the gradients from backward differ from "
             "numerical derivatives of forward. " + WHERE_BACKWARD
@@ -403,51 +298,45 @@ def check_function_gradcheck(fn) -> None:
 # ------------------------------------------------------------------- learner's module
 
 
-def _make(cls, *args, **kwargs):
-    shown = ", ".join([repr(a) for a in args] + [f"{k}={v!r}" for k, v in kwargs.items()])
-    module = call_learner(cls, *args, what=f"BatchNorm2d({shown})", **kwargs)
-    if not isinstance(module, torch.nn.Module):
+def _check_made(outcome) -> None:
+    """Raise Failure unless the learner's constructor made a torch.nn.Module."""
+    if returned(outcome) is not True:
         raise Failure("BatchNorm2d must be a subclass of torch.nn.Module.")
-    return module
 
 
-def _call(module, x, what="BatchNorm2d.forward"):
-    y = call_learner(module, x, what=what)
-    if not isinstance(y, torch.Tensor):
-        raise Failure(f"{what} should return a tensor, got a {type(y).__name__}.")
-    return y
+def _check_module(record, affine: bool = True) -> None:
+    """Raise the Failure for a module of the scenario's `_paired` that was not made, or
+    whose weight and bias could not take gamma and beta."""
+    _check_made(record["made"])
+    if not affine:
+        return
+    shapes = returned(record["affine"])
+    for name in ("weight", "bias"):
+        shape = shapes[name]
+        if shape is None:
+            raise Failure(f"BatchNorm2d has no tensor attribute {name} (gamma/beta).")
+        if tuple(shape) != (CHANNELS,):
+            raise Failure(
+                f"BatchNorm2d's {name} has shape {tuple(shape)}, expected "
+                f"(num_features,) = ({CHANNELS},)."
+            )
 
 
-def _set_affine(module, gamma, beta) -> None:
-    with torch.no_grad():
-        for name, value in [("weight", gamma), ("bias", beta)]:
-            param = getattr(module, name, None)
-            if not isinstance(param, torch.Tensor):
-                raise Failure(f"BatchNorm2d has no tensor attribute {name} (gamma/beta).")
-            if tuple(param.shape) != (len(value),):
-                raise Failure(
-                    f"BatchNorm2d's {name} has shape {tuple(param.shape)}, expected "
-                    f"(num_features,) = ({len(value)},)."
-                )
-            param.copy_(torch.as_tensor(value))
-
-
-def _pair(cls, seed: int, **kwargs):
-    """The learner's module and torch.nn.BatchNorm2d with the same random gamma, beta."""
-    mine = _make(cls, CHANNELS, **kwargs)
-    theirs = torch.nn.BatchNorm2d(CHANNELS, **kwargs)
-    if kwargs.get("affine", True):
-        gamma, beta = _affine(seed)
-        _set_affine(mine, gamma, beta)
-        _set_affine(theirs, gamma, beta)
-    return mine, theirs
-
-
-def _buffer(module, name: str):
-    value = getattr(module, name, None)
+def _buffer(outcome, name: str) -> torch.Tensor:
+    value = returned(outcome)
     if not isinstance(value, torch.Tensor):
         raise Failure(f"BatchNorm2d has no tensor attribute {name}.")
     return value
+
+
+def _stepped(step, theirs: torch.nn.BatchNorm2d, training: bool, x: torch.Tensor) -> tuple:
+    """(y, expected): the learner's output in a step of the scenario's `_step`, and that of
+    torch's layer put in the same mode and run on x without gradients."""
+    returned(step["train"])
+    theirs.train(training)
+    with torch.no_grad():
+        expected = theirs(x)
+    return _output(step["y"]), expected
 
 
 def _simulate(steps, gamma, beta, momentum, mistake=None):
@@ -528,20 +417,21 @@ _MISTAKES = {
 }
 
 
-def _mistakes(steps, gamma, beta, momentum, index: int, part: int, names):
+def _mistakes(steps, gamma, beta, momentum, index: int, part: int):
     found = []
-    for key in names:
+    for key, (name, hint) in _MISTAKES.items():
         wrong = _simulate(steps, gamma, beta, momentum, key)[index][part]
-        name, hint = _MISTAKES[key]
         found.append(KnownMistake(name, wrong, hint))
     return found
 
 
-def _run_sequence(cls, steps, momentum=0.1, seed=0, names=tuple(_MISTAKES)) -> None:
-    """Run the learner's module and torch's on the same (training, x) steps and compare
-    outputs and buffers after every step (float32, as the modules are created)."""
-    kwargs = {} if momentum == 0.1 else {"momentum": momentum}
-    mine, theirs = _pair(cls, seed, **kwargs)
+def _judge_sequence(t, steps, options: dict, seed: int) -> None:
+    """Compare the outputs and buffers after every step of the scenario's `_sequence` with
+    those of torch's layer on the same (training, x) steps (float32, as the modules are
+    created)."""
+    _check_module(t)
+    theirs = scenarios.torch_layer(seed, **options)
+    momentum = options.get("momentum", 0.1)
     gamma = theirs.weight.detach().double().numpy()
     beta = theirs.bias.detach().double().numpy()
     steps = [
@@ -550,15 +440,11 @@ def _run_sequence(cls, steps, momentum=0.1, seed=0, names=tuple(_MISTAKES)) -> N
     ]
     trained = 0
     for index, (training, x) in enumerate(steps):
-        mine.train(training)
-        theirs.train(training)
+        record = t["steps"][index]
         mode = "training" if training else "eval"
         xt = torch.tensor(x, dtype=torch.float32)
-        with torch.no_grad():
-            expected = theirs(xt)
-        given = _non_contiguous(xt)
-        y = _call(mine, given)
-        if not torch.equal(given, xt):
+        y, expected = _stepped(record, theirs, training, xt)
+        if not torch.equal(record["x_after"], xt):
             raise Failure(f"BatchNorm2d modified its input in place at {mode} step {index + 1}.")
         trained += training
         step = f"step {index + 1} ({mode} mode)"
@@ -567,17 +453,17 @@ def _run_sequence(cls, steps, momentum=0.1, seed=0, names=tuple(_MISTAKES)) -> N
             expected,
             f"The output at {step}",
             **F32_TOL,
-            mistakes=_mistakes(steps, gamma, beta, momentum, index, 0, names),
+            mistakes=_mistakes(steps, gamma, beta, momentum, index, 0),
         )
         for part, name in [(1, "running_mean"), (2, "running_var")]:
             check_close(
-                _buffer(mine, name),
+                _buffer(record[name], name),
                 getattr(theirs, name),
                 f"{name} after {step}",
                 **F32_TOL,
-                mistakes=_mistakes(steps, gamma, beta, momentum, index, part, names),
+                mistakes=_mistakes(steps, gamma, beta, momentum, index, part),
             )
-        count = _buffer(mine, "num_batches_tracked")
+        count = _buffer(record["num_batches_tracked"], "num_batches_tracked")
         if count.numel() != 1 or int(count) != trained:
             raise Failure(
                 f"num_batches_tracked is {count.tolist()} after {step}, expected {trained}: "
@@ -585,13 +471,11 @@ def _run_sequence(cls, steps, momentum=0.1, seed=0, names=tuple(_MISTAKES)) -> N
             )
 
 
-@learner_check
-def check_module_parameters_and_buffers(cls) -> None:
+@graded(scenarios.module_parameters_and_buffers)
+def check_module_parameters_and_buffers(t) -> None:
     """Names, shapes, dtypes and initial values; buffers registered; state_dict keys."""
-    module = _make(cls, 4)
-    if not isinstance(module, torch.nn.Module):
-        raise Failure("BatchNorm2d must be a subclass of torch.nn.Module.")
-    params = dict(module.named_parameters())
+    _check_made(t["made"])
+    params = returned(t["parameters"])
     if set(params) != {"weight", "bias"}:
         raise Failure(
             f"BatchNorm2d's parameters are {sorted(params)}; expected exactly 'weight' "
@@ -604,14 +488,14 @@ def check_module_parameters_and_buffers(cls) -> None:
                 f"{name} should start as a float32 tensor of shape (num_features,) filled "
                 f"with {fill:g}, got shape {tuple(p.shape)}, {p.dtype}."
             )
-    buffers = dict(module.named_buffers())
+    buffers = returned(t["buffers"])
     for name, fill, dtype in [
         ("running_mean", 0.0, torch.float32),
         ("running_var", 1.0, torch.float32),
         ("num_batches_tracked", 0, torch.long),
     ]:
         if name not in buffers:
-            plain = " It is a plain attribute:" if hasattr(module, name) else ""
+            plain = " It is a plain attribute:" if returned(t["has"][name]) is True else ""
             raise Failure(
                 f"{name} is not a registered buffer.{plain} use self.register_buffer("
                 f"'{name}', ...) so that it is saved in state_dict and moved by .to()."
@@ -624,114 +508,104 @@ def check_module_parameters_and_buffers(cls) -> None:
                 f"{fill}, got shape {tuple(b.shape)}, {b.dtype}."
             )
     expected_keys = set(torch.nn.BatchNorm2d(4).state_dict())
-    keys = set(module.state_dict())
+    keys = set(returned(t["keys"]))
     if keys != expected_keys:
         raise Failure(f"state_dict has keys {sorted(keys)}, expected {sorted(expected_keys)}.")
-    custom = _make(cls, 4, eps=1e-3, momentum=0.3)
+    _check_made(t["custom"]["made"])
     for name, value in [("num_features", 4), ("eps", 1e-3), ("momentum", 0.3)]:
-        if getattr(custom, name, None) != value:
+        if returned(t["custom"][name]) != value:
             raise Failure(
                 f"BatchNorm2d(4, eps=1e-3, momentum=0.3) should store {name} = {value} as "
                 f"an attribute, as torch.nn.BatchNorm2d does."
             )
 
 
-@learner_check
-def check_module_state_dict_round_trip(cls) -> None:
+def _loadable(state):
+    """The learner's recorded state_dict as load_state_dict received it: its entries, with
+    the metadata (versions) it carried if it is a mapping."""
+    entries = state["entries"]
+    if not isinstance(entries, dict):
+        return entries
+    entries = collections.OrderedDict(entries)
+    entries._metadata = state["metadata"]
+    return entries
+
+
+@graded(scenarios.module_state_dict_round_trip)
+def check_module_state_dict_round_trip(t) -> None:
     """torch's state_dict loads into the learner's module and the other way round."""
-    theirs = torch.nn.BatchNorm2d(CHANNELS)
-    gamma, beta = _affine(20)
-    _set_affine(theirs, gamma, beta)
-    with torch.no_grad():
-        for seed in (21, 22):
-            theirs(torch.tensor(_images(seed, offset=3.0), dtype=torch.float32))
-    mine = _make(cls, CHANNELS)
-    call_learner(
-        mine.load_state_dict, theirs.state_dict(), what="load_state_dict(torch's state_dict)"
-    )
-    mine.eval()
+    theirs, x, training = scenarios.state_dict_inputs()
+    _check_made(t["made"])
+    returned(t["load"])
+    returned(t["eval"])
     theirs.eval()
-    x = torch.tensor(_images(23, offset=3.0), dtype=torch.float32)
     with torch.no_grad():
-        check_close(
-            _call(mine, x),
-            theirs(x),
-            "The eval-mode output after loading torch.nn.BatchNorm2d's state_dict",
-            **F32_TOL,
-        )
-    mine.train()
-    for seed in (24, 25):
-        with torch.no_grad():
-            _call(mine, torch.tensor(_images(seed, offset=-1.0), dtype=torch.float32))
+        expected = theirs(torch.tensor(x, dtype=torch.float32))
+    check_close(
+        _output(t["y"]),
+        expected,
+        "The eval-mode output after loading torch.nn.BatchNorm2d's state_dict",
+        **F32_TOL,
+    )
+    returned(t["train"])
+    for index in range(len(training)):
+        _output(t["training"][index])
+    state = _loadable(returned(t["state_dict"]))
     fresh = torch.nn.BatchNorm2d(CHANNELS)
     try:
-        fresh.load_state_dict(mine.state_dict())
+        fresh.load_state_dict(state)
     except (RuntimeError, KeyError, TypeError) as err:
         first = str(err).strip().splitlines()[0] if str(err).strip() else ""
         raise Failure(
             "torch.nn.BatchNorm2d cannot load your module's state_dict: " + first
         ) from None
-    for name, value in mine.state_dict().items():
+    for name, value in state.items():
         if not torch.equal(fresh.state_dict()[name], value):
             raise Failure(f"state_dict entry {name} did not survive a round trip.")
 
 
-@learner_check
-def check_module_training_steps(cls) -> None:
+@graded(scenarios.module_training_steps)
+def check_module_training_steps(t) -> None:
     """Outputs and buffers over three training steps, compared with torch."""
-    steps = [(True, _images(s, n=2, offset=20.0)) for s in (30, 31, 32)]
-    _run_sequence(cls, steps, seed=33)
+    _judge_sequence(t, *scenarios.training_steps_inputs())
 
 
-@learner_check
-def check_module_train_eval_sequence(cls) -> None:
+@graded(scenarios.module_train_eval_sequence)
+def check_module_train_eval_sequence(t) -> None:
     """Alternating train and eval steps, including an eval batch of one image."""
-    steps = [
-        (True, _images(40, n=2, offset=20.0)),
-        (False, _images(41, n=3, offset=21.0)),
-        (True, _images(42, n=4, offset=19.0)),
-        (False, _images(43, n=1, offset=20.0)),
-        (False, _images(44, n=2, offset=20.0)),
-    ]
-    _run_sequence(cls, steps, seed=45)
+    _judge_sequence(t, *scenarios.train_eval_inputs())
 
 
-@learner_check
-def check_module_momentum_none(cls) -> None:
+@graded(scenarios.module_momentum_none)
+def check_module_momentum_none(t) -> None:
     """momentum=None: running statistics are the cumulative average of the batches."""
-    steps = [(True, _images(s, n=2, offset=float(s - 50))) for s in (50, 51, 52, 53)]
-    _run_sequence(cls, steps, momentum=None, seed=54)
+    _judge_sequence(t, *scenarios.momentum_none_inputs())
 
 
-@learner_check
-def check_module_mode_follows_training_flag(cls) -> None:
+@graded(scenarios.module_mode_follows_training_flag)
+def check_module_mode_follows_training_flag(t) -> None:
     """The mode comes from self.training, whatever the grad mode."""
-    x = _images(60, n=2, offset=5.0)
     hint = (
         "Choose batch or running statistics with self.training, which .train() and "
         ".eval() set; gradients can be off during training and on in eval."
     )
     name = "the mode chosen by the grad mode (torch.is_grad_enabled()) rather than self.training"
-    for training, grad in [(True, False), (False, True)]:
-        mine, theirs = _pair(cls, 61)
-        with torch.no_grad():  # non-trivial running statistics in both
-            theirs(torch.tensor(_images(62, offset=1.0), dtype=torch.float32))
-        call_learner(mine.load_state_dict, theirs.state_dict(), what="load_state_dict")
+    for index, (training, grad) in enumerate(scenarios.MODE_CASES):
+        case = t["cases"][index]
+        _, x, theirs = scenarios.mode_inputs()  # torch's layer, with running statistics
+        _check_module(case)
+        returned(case["load"])
         loaded = [theirs.running_mean.double().numpy(), theirs.running_var.double().numpy()]
-        mine.train(training)
-        theirs.train(training)
         xt = torch.tensor(x, dtype=torch.float32, requires_grad=grad)
-        with torch.no_grad():
-            expected = theirs(xt)
-        with torch.set_grad_enabled(grad):
-            y = _call(mine, xt)
+        y, expected = _stepped(case, theirs, training, xt)
         gamma = theirs.weight.detach().double().numpy()
         beta = theirs.bias.detach().double().numpy()
         xd = np.asarray(xt.detach().double())
         if training:
             setting = "in training mode under torch.no_grad()"
             updated = [
-                np.asarray(_buffer(mine, key).double()) for key in ("running_mean", "running_var")
+                np.asarray(_buffer(case[key], key).double())
+                for key in ("running_mean", "running_var")
             ]
             wrong = [
                 reference.batchnorm_inference(xd, gamma, beta, *stats, EPS)
@@ -748,107 +622,79 @@ def check_module_mode_follows_training_flag(cls) -> None:
             mistakes=[KnownMistake(name, values, hint) for values in wrong],
         )
         check_close(
-            _buffer(mine, "running_mean"),
+            _buffer(case["running_mean"], "running_mean"),
             theirs.running_mean,
             f"running_mean after a forward pass {setting}",
             **F32_TOL,
         )
 
 
-@learner_check
-def check_module_rejects_one_value_per_channel(cls) -> None:
+@graded(scenarios.module_rejects_one_value_per_channel)
+def check_module_rejects_one_value_per_channel(t) -> None:
     """Training with one value per channel raises ValueError; N = 1 with H*W > 1 works."""
-    mine, theirs = _pair(cls, 70)
-    mine.train()
-    single = torch.tensor(_images(71, n=1, offset=20.0, shape_hw=(1, 1)), dtype=torch.float32)
-    try:
-        mine(single)
-    except ValueError:
-        pass
-    except Exception as err:  # noqa: BLE001 (any other error is the learner's)
-        raise Failure(
-            "In training mode, a batch with one value per channel should raise ValueError, "
-            f"but BatchNorm2d raised {type(err).__name__}."
-        ) from None
-    else:
+    _, _, seed, steps = scenarios.one_value_inputs()
+    _check_module(t["first"])
+    returned(t["train"])
+    error = t["single"]
+    if error is None:
         raise Failure(
             "In training mode, BatchNorm2d accepted a batch with one value per channel "
             "(N = 1, H = W = 1): the batch variance of one value is 0, so raise ValueError "
             "as torch.nn.BatchNorm2d does (batch of one not rejected)."
         )
-    mine, theirs = _pair(cls, 72)
-    for training, x in [
-        (True, _images(73, n=1, offset=20.0, shape_hw=(2, 3))),
-        (False, _images(74, n=1, offset=20.0, shape_hw=(1, 1))),
-    ]:
-        mine.train(training)
-        theirs.train(training)
-        xt = torch.tensor(x, dtype=torch.float32)
-        with torch.no_grad():
-            expected = theirs(xt)
-        shape = "N = 1, H = W = 1, eval mode" if not training else "N = 1, H*W = 6, training"
-        check_close(_call(mine, xt), expected, f"The output for a batch with {shape}", **F32_TOL)
-
-
-@learner_check
-def check_module_built_on_function(cls, function) -> None:
-    """Training mode goes through BatchNormFunction; gradients match torch's."""
-    mine, theirs = _pair(cls, 80)
-    x = _images(81, n=2, offset=4.0)
-    xt_mine = torch.tensor(x, dtype=torch.float32, requires_grad=True)
-    xt_theirs = torch.tensor(x, dtype=torch.float32, requires_grad=True)
-    dy = torch.tensor(np.random.default_rng(82).standard_normal(x.shape), dtype=torch.float32)
-    with _forbidden_calls() as real_grad:
-        try:
-            y = _call(mine, xt_mine)
-        except Failure as err:
-            raise _forbidden_message(err) from None
-        if not _graph_contains(y.grad_fn, function):
-            raise Failure(
-                "In training mode, BatchNorm2d's output does not come from "
-                "BatchNormFunction: build the module on BatchNormFunction.apply."
-            )
-        grads = call_learner(
-            real_grad,
-            y,
-            (xt_mine, mine.weight, mine.bias),
-            dy,
-            allow_unused=True,
-            what="the backward pass through BatchNorm2d",
+    if error["value_error"] is not True:
+        raise Failure(
+            "In training mode, a batch with one value per channel should raise ValueError, "
+            f"but BatchNorm2d raised {error['type']}."
         )
-    expected = torch.autograd.grad(theirs(xt_theirs), (xt_theirs, theirs.weight, theirs.bias), dy)
+    _check_module(t["second"])
+    theirs = scenarios.torch_layer(seed)
+    for index, (training, x) in enumerate(steps):
+        xt = torch.tensor(x, dtype=torch.float32)
+        y, expected = _stepped(t["steps"][index], theirs, training, xt)
+        shape = "N = 1, H = W = 1, eval mode" if not training else "N = 1, H*W = 6, training"
+        check_close(y, expected, f"The output for a batch with {shape}", **F32_TOL)
+
+
+@graded(scenarios.module_built_on_function)
+def check_module_built_on_function(t) -> None:
+    """Training mode goes through BatchNormFunction; gradients match torch's."""
+    seed, x, dy = scenarios.built_on_function_inputs()
+    _check_module(t)
+    _check_refused(t["y"])
+    _output(t["y"])
+    if t["from_function"] is not True:
+        raise Failure(
+            "In training mode, BatchNorm2d's output does not come from "
+            "BatchNormFunction: build the module on BatchNormFunction.apply."
+        )
+    grads = returned(t["grads"])
+    theirs = scenarios.torch_layer(seed)
+    xt = torch.tensor(x, dtype=torch.float32, requires_grad=True)
+    expected = torch.autograd.grad(theirs(xt), (xt, theirs.weight, theirs.bias), dy)
     for grad, ref, name in zip(grads, expected, ("x", "weight", "bias"), strict=True):
         if grad is None:
             raise Failure(f"No gradient reaches {name} through BatchNorm2d.")
         check_close(grad, ref, f"The gradient for {name} through BatchNorm2d", **F32_TOL)
 
 
-def _graph_contains(node, function, depth: int = 6) -> bool:
-    if node is None or depth < 0:
-        return False
-    if getattr(node, "_forward_cls", None) is function:
-        return True
-    return any(_graph_contains(n, function, depth - 1) for n, _ in node.next_functions)
-
-
-@learner_check
-def check_module_options(cls) -> None:
+@graded(scenarios.module_options)
+def check_module_options(t) -> None:
     """affine=False and track_running_stats=False behave as in torch."""
-    for kwargs in [{"affine": False}, {"track_running_stats": False}]:
+    seed, options, steps = scenarios.options_inputs()
+    for index, kwargs in enumerate(options):
         shown = ", ".join(f"{k}={v}" for k, v in kwargs.items())
-        mine, theirs = _pair(cls, 90, **kwargs)
-        keys, expected_keys = set(mine.state_dict()), set(theirs.state_dict())
+        case = t["cases"][index]
+        _check_module(case, affine=kwargs.get("affine", True))
+        theirs = scenarios.torch_layer(seed, **kwargs)
+        keys, expected_keys = set(returned(case["keys"])), set(theirs.state_dict())
         if keys != expected_keys:
             raise Failure(
                 f"With {shown}, state_dict has keys {sorted(keys)}, expected "
                 f"{sorted(expected_keys)}."
             )
-        for training, seed in [(True, 91), (True, 92), (False, 93)]:
-            mine.train(training)
-            theirs.train(training)
-            xt = torch.tensor(_images(seed, n=2, offset=7.0), dtype=torch.float32)
-            with torch.no_grad():
-                expected = theirs(xt)
-                y = _call(mine, xt)
+        for step_index, (training, x) in enumerate(steps):
+            xt = torch.tensor(x, dtype=torch.float32)
+            y, expected = _stepped(case["steps"][step_index], theirs, training, xt)
             mode = "training" if training else "eval"
             check_close(y, expected, f"The output with {shown} in {mode} mode", **F32_TOL)
