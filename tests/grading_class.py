@@ -92,13 +92,14 @@ def write_submissions(folder: Path, notebooks: dict[tuple[str, str], object]) ->
             nbformat.write(notebook, path)
 
 
-def autograder(grading: Path, *args: str, timeout: float = 900) -> subprocess.CompletedProcess:
+def autograder(grading: Path, *args: str, env=None, timeout=900) -> subprocess.CompletedProcess:
     """Run ``python -m autograder --grading-dir GRADING ARGS``."""
     return subprocess.run(
         [sys.executable, "-m", "autograder", "--grading-dir", str(grading), *args],
         capture_output=True,
         text=True,
         cwd=REPO,
+        env=env,
         timeout=timeout,
     )
 
