@@ -55,19 +55,20 @@ def cmd_release(args, records: Records) -> int:
 
 
 def _register(records: Records, names) -> None:
-    """Make sure the gradebook knows the assignments (without touching exercises/)."""
-    missing = sorted(set(names) - records.registered())
-    for name in missing:
-        done = records.nbgrader(
-            "generate_assignment",
-            name,
-            "--force",
-            f"--CourseDirectory.release_directory={records.root / 'release'}",
-        )
-        if done.returncode != 0:
-            raise CommandError(
-                f"could not register {name} in the gradebook:\n{done.stderr[-2000:]}"
-            )
+    """Make sure the gradebook knows the assignments (without touching exercises/).
+
+    One nbgrader call registers every assignment; it runs only if one is missing.
+    """
+    if not set(names) - records.registered():
+        return
+    done = records.nbgrader(
+        "generate_assignment",
+        "*",
+        "--force",
+        f"--CourseDirectory.release_directory={records.root / 'release'}",
+    )
+    if done.returncode != 0:
+        raise CommandError(f"could not register the assignments:\n{done.stderr[-2000:]}")
 
 
 # ------------------------------------------------------------------------- collect
