@@ -57,12 +57,29 @@ chapter-times: $(STAMP) ## execute each chapter as on Colab and print how long i
 lab: $(STAMP) ## open the exercises in JupyterLab
 	$(BIN)/jupyter lab exercises/
 
-# nbgrader's configuration lives in autograder/; it is named without its .py extension.
-NBGRADER := $(BIN)/nbgrader
-NBGRADER_CONFIG := --NbGrader.config_file=autograder/nbgrader_config
-.PHONY: exercises
-exercises: $(STAMP) ## regenerate the student notebooks in exercises/ from solutions/
-	$(NBGRADER) generate_assignment '*' --force $(NBGRADER_CONFIG) --log-level=WARN
+# Grading: python -m autograder (see README.md). GRADING is the working folder.
+AUTOGRADER := $(BIN)/python -m autograder --grading-dir $(or $(GRADING),grading)
+.PHONY: exercises release collect grade feedback export benchmark-grading
+exercises: release ## regenerate the student notebooks in exercises/ from solutions/
+
+release: $(STAMP) ## student versions into exercises/, assignments into the gradebook
+	$(AUTOGRADER) release
+
+collect: $(STAMP) ## import submissions: make collect SOURCE=folder-or-lms-export.zip
+	@test -n "$(SOURCE)" || { echo "usage: make collect SOURCE=folder-or-zip"; exit 2; }
+	$(AUTOGRADER) collect "$(SOURCE)"
+
+grade: $(STAMP) ## autograde every collected submission in the sandbox
+	$(AUTOGRADER) grade
+
+feedback: $(STAMP) ## an HTML feedback page per student and assignment
+	$(AUTOGRADER) feedback
+
+export: $(STAMP) ## grades.csv: a row per student, a column per graded part
+	$(AUTOGRADER) export
+
+benchmark-grading: $(STAMP) ## grade a synthetic class with plain nbgrader and with the CLI
+	$(BIN)/python -m tests.benchmark_grading --students $(or $(STUDENTS),60)
 
 clean: ## remove build output (keeps .venv)
 	rm -rf _build .pytest_cache .hypothesis

@@ -44,12 +44,15 @@ def _known(chosen: list[str] | None) -> list[str]:
 
 def cmd_release(args, records: Records) -> int:
     names = _known(args.assignment)
+    done = records.nbgrader(
+        "generate_assignment", "*" if not args.assignment else names[0], "--force"
+    )
+    for name in names[1:] if args.assignment else []:
+        if done.returncode == 0:
+            done = records.nbgrader("generate_assignment", name, "--force")
+    if done.returncode != 0:
+        raise CommandError(f"nbgrader generate_assignment failed:\n{done.stderr[-2000:]}")
     for name in names:
-        done = records.nbgrader("generate_assignment", name, "--force")
-        if done.returncode != 0:
-            raise CommandError(
-                f"nbgrader generate_assignment {name} failed:\n{done.stderr[-2000:]}"
-            )
         print(f"released {name}: exercises/{name}/{name}.ipynb (registered in the gradebook)")
     return 0
 
