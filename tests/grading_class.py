@@ -10,11 +10,13 @@ from __future__ import annotations
 import contextlib
 import io
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
 
 import nbformat
+import pytest
 
 from tests.nbgrader_course import (
     EXERCISES,
@@ -27,6 +29,16 @@ from tests.nbgrader_course import (
 )
 
 REPO = Path(__file__).resolve().parents[1]
+
+
+def needs_sandbox():
+    """pytest mark: skip where bubblewrap cannot run, except in CI (which installs it)."""
+    from autograder.sandbox import check_support
+
+    reason = check_support()
+    return pytest.mark.skipif(
+        reason is not None and not os.environ.get("CI"), reason=f"sandbox unavailable: {reason}"
+    )
 
 
 def exercise(assignment: str):

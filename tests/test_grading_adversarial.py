@@ -18,13 +18,13 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from autograder.sandbox import check_support
 from tests.grading_class import (
     REPO,
     autograder,
     exercise,
     expected_points,
     mutant_named,
+    needs_sandbox,
     reports,
     solved,
     write_submissions,
@@ -33,10 +33,7 @@ from tests.grading_class import (
 ASSIGNMENT = "bn01_forward"
 TIMEOUT = "10"  # seconds per notebook: the endless loop and the sleeper use it all
 
-pytestmark = pytest.mark.skipif(
-    check_support() is not None and not __import__("os").environ.get("CI"),
-    reason=f"sandbox unavailable: {check_support()}",
-)
+pytestmark = needs_sandbox()
 
 
 def _with_cell(notebook, source: str, position: int = 2):

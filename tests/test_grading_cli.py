@@ -17,22 +17,19 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from autograder.sandbox import check_support
 from tests.grading_class import (
     REPO,
     autograder,
     exercise,
     expected_points,
     mutant_named,
+    needs_sandbox,
     reports,
     solved,
 )
 from tests.nbgrader_course import assignments
 
-pytestmark = pytest.mark.skipif(
-    check_support() is not None and not os.environ.get("CI"),
-    reason=f"sandbox unavailable: {check_support()}",
-)
+pytestmark = needs_sandbox()
 
 KINDS = {
     "right": lambda a: solved(a),
