@@ -213,6 +213,8 @@ def summary_table(results) -> str:
 
 
 def cmd_feedback(args, records: Records) -> int:
+    from tqdm import tqdm
+
     from autograder.feedback import feedback_html
 
     names = _known(args.assignment)
@@ -221,7 +223,7 @@ def cmd_feedback(args, records: Records) -> int:
     if not reports:
         raise CommandError("no graded submissions; run `python -m autograder grade` first")
     written = 0
-    for result in reports:
+    for result in tqdm(reports, unit="page", desc="feedback", disable=None):
         submission = submissions.get((result.assignment, result.student))
         if submission is None:
             print(f"skipped {result.assignment}/{result.student}: the submission is gone")
