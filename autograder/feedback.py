@@ -15,6 +15,7 @@ import nbformat
 from nbconvert import HTMLExporter
 
 from autograder.grading import Submission, SubmissionResult
+from autograder.plan import grade_id
 
 
 def _stream(text: str, name: str = "stdout"):
@@ -37,10 +38,10 @@ def feedback_notebook(submission: Submission, result: SubmissionResult):
         if cell.cell_type != "code":
             continue
         cell.outputs, cell.execution_count = [], None
-        grade_id = cell.get("metadata", {}).get("nbgrader", {}).get("grade_id")
-        if grade_id in tests and grade_id not in shown:
-            shown.add(grade_id)
-            cell.outputs.append(_stream(_test_text(tests[grade_id])))
+        name = grade_id(cell)
+        if name in tests and name not in shown:
+            shown.add(name)
+            cell.outputs.append(_stream(_test_text(tests[name])))
             continue
         if index < len(result.cells):
             outcome = result.cells[index]

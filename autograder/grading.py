@@ -14,7 +14,6 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 
 import nbformat
-from IPython.core.inputtransformer2 import TransformerManager
 
 from autograder.checks.core import Failure, Unreadable, judge
 from autograder.plan import AssignmentPlan, Job, build_job
@@ -78,13 +77,6 @@ class SubmissionResult:
         return cls(tests=tests, **data)
 
 
-def _transform(source: str) -> str:
-    try:
-        return TransformerManager().transform_cell(source)
-    except Exception:  # noqa: BLE001 (the sandbox reports the syntax error)
-        return source
-
-
 def prepare(plan: AssignmentPlan, submission: Submission):
     """(notebook, job) for a submission, or (None, problem) if it cannot be read."""
     try:
@@ -92,7 +84,7 @@ def prepare(plan: AssignmentPlan, submission: Submission):
     except Exception as err:  # noqa: BLE001 (any unreadable file is reported, not raised)
         return None, f"the notebook could not be read ({type(err).__name__})"
     job = build_job(plan, notebook)
-    job.items = [PRELUDE, *(_transform(i) if isinstance(i, str) else i for i in job.items)]
+    job.items = [PRELUDE, *job.items]
     job.origins = [("prelude", None), *job.origins]
     return notebook, job
 
@@ -112,7 +104,7 @@ def verdict(call, probe) -> tuple[str | None, str | None]:
     if kind != "transcript":
         return "The test could not run.", "a probe returned malformed data"
     try:
-        transcript = decode(body)
+        transcript = decode(body)  # raises ValueError on anything malformed
         judge(call.check.verdict, transcript)
     except Unreadable as failure:
         return str(failure), f"{call.name}: unreadable transcript ({failure.detail[:200]})"
@@ -183,7 +175,8 @@ def grade_all(
 
     `on_result` is called (from the calling thread) as each result arrives, for progress
     and for saving results as soon as they exist. A sandbox that fails is replaced, and
-    the submission it was grading is reported with the failure rather than retried.
+    the submission it was grading is reported with the failure rather than retried; so is
+    a submission the grader fails on in any other way, flagged for review.
     """
     results: list[SubmissionResult | None] = [None] * len(submissions)
     todo: queue.Queue = queue.Queue()
@@ -203,11 +196,14 @@ def grade_all(
                     box = Sandbox(preload=PRELOAD, limits=limits, isolated=isolated)
                 try:
                     result = _grade_one(box, submissions[index], plans)
-                except SandboxError as err:
-                    box.close()
-                    box = None
+                except Exception as err:  # noqa: BLE001 (one notebook never stops a class)
+                    if isinstance(err, SandboxError):
+                        box.close()
+                        box = None
                     plan = plans[submissions[index].assignment]
-                    result = _unreadable(submissions[index], plan, f"the grader failed: {err}")
+                    problem = f"the grader could not grade it ({type(err).__name__}: {err})"
+                    result = _unreadable(submissions[index], plan, problem)
+                    result.flags.append(problem)
                 done.put(("result", index, result))
         except BaseException as err:  # noqa: BLE001 (handed to the calling thread)
             done.put(("error", None, err))

@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import nbformat
+from IPython.core.inputtransformer2 import TransformerManager
 
 from autograder.sandbox import Probe
 
@@ -96,8 +97,27 @@ def assignments(solutions: Path = SOLUTIONS) -> list[str]:
 
 
 def _nbgrader(cell) -> dict:
-    meta = cell.get("metadata", {}).get("nbgrader", {})
+    metadata = cell.get("metadata", {})
+    meta = metadata.get("nbgrader", {}) if isinstance(metadata, dict) else {}
     return meta if isinstance(meta, dict) else {}
+
+
+def grade_id(cell) -> str | None:
+    """The cell's nbgrader grade_id, or None (also when a submission mangled it)."""
+    value = _nbgrader(cell).get("grade_id")
+    return value if isinstance(value, str) else None
+
+
+def python_source(cell) -> str:
+    """A code cell's source as Python: IPython syntax (%magics, !commands) becomes calls to
+    get_ipython(), as in a Jupyter kernel."""
+    source = cell.get("source", "")
+    source = "".join(source) if isinstance(source, list) else str(source)
+    try:
+        transformed = TransformerManager().transform_cell(source)
+    except Exception:  # noqa: BLE001 (running or parsing it reports the error)
+        return source
+    return source if transformed.rstrip("\n") == source.rstrip("\n") else transformed
 
 
 def _check_calls(source: str, assignment: str) -> tuple[CheckCall, ...]:
@@ -159,26 +179,21 @@ def build_job(plan: AssignmentPlan, submission) -> Job:
     for index, cell in enumerate(submission.cells):
         if cell.get("cell_type") != "code":
             continue
-        grade_id = _nbgrader(cell).get("grade_id")
-        first = isinstance(grade_id, str) and grade_id not in seen
+        name = grade_id(cell)
+        first = name is not None and name not in seen
         if first:
-            seen.add(grade_id)
-        if first and grade_id in plan.tests:
-            for number, call in enumerate(plan.tests[grade_id].calls):
-                job.add(Probe(call.probe_code()), ("probe", (grade_id, number)))
-        elif first and grade_id in plan.locked:
-            job.add(plan.locked[grade_id], ("locked", index))
-        elif grade_id in plan.tests or grade_id in plan.locked:
+            seen.add(name)
+        if first and name in plan.tests:
+            for number, call in enumerate(plan.tests[name].calls):
+                job.add(Probe(call.probe_code()), ("probe", (name, number)))
+        elif first and name in plan.locked:
+            job.add(plan.locked[name], ("locked", index))
+        elif name in plan.tests or name in plan.locked:
             continue  # a duplicate of a test or locked cell runs nothing
         else:
-            job.add(_source(cell), ("learner", index))
-    for grade_id, test in plan.tests.items():
-        if grade_id not in seen:
+            job.add(python_source(cell), ("learner", index))
+    for name, test in plan.tests.items():
+        if name not in seen:
             for number, call in enumerate(test.calls):
-                job.add(Probe(call.probe_code()), ("probe-after", (grade_id, number)))
+                job.add(Probe(call.probe_code()), ("probe-after", (name, number)))
     return job
-
-
-def _source(cell) -> str:
-    source = cell.get("source", "")
-    return "".join(source) if isinstance(source, list) else str(source)

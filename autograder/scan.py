@@ -11,8 +11,12 @@ from __future__ import annotations
 import ast
 import re
 
+from autograder.plan import grade_id, python_source
+
 # Modules whose attributes a learner's code has no reason to replace.
 PATCHABLE = {"np", "numpy", "torch", "F", "nn", "builtins", "testing", "json", "sys", "os"}
+# Attributes that are settings, which honest code sets (cudnn's determinism, for one).
+SETTINGS = ("torch.backends.",)
 # Calls that inspect or alter the running interpreter or reach outside the job.
 CALLS = {
     "setattr": "sets attributes dynamically",
@@ -57,14 +61,25 @@ def _dotted(node) -> str | None:
     return None
 
 
+def _unpacked(targets):
+    """Assignment targets with tuples and lists (``a.x, b.y = ...``) taken apart."""
+    for target in targets:
+        if isinstance(target, ast.Tuple | ast.List):
+            yield from _unpacked(target.elts)
+        elif isinstance(target, ast.Starred):
+            yield from _unpacked([target.value])
+        else:
+            yield target
+
+
 def _cell_flags(tree: ast.AST) -> list[str]:
     flags = []
     for node in ast.walk(tree):
         if isinstance(node, ast.Assign | ast.AugAssign | ast.AnnAssign | ast.Delete):
             targets = node.targets if isinstance(node, ast.Assign | ast.Delete) else [node.target]
-            for target in targets:
+            for target in _unpacked(targets):
                 name = _dotted(target) if isinstance(target, ast.Attribute) else None
-                if name and name.split(".")[0] in PATCHABLE:
+                if name and name.split(".")[0] in PATCHABLE and not name.startswith(SETTINGS):
                     flags.append(f"replaces {name}")
         elif isinstance(node, ast.Call):
             name = _dotted(node.func)
@@ -100,13 +115,12 @@ def suspicious_code(notebook) -> list[str]:
     for index, cell in enumerate(notebook.cells):
         if cell.get("cell_type") != "code":
             continue
-        source = cell.get("source", "")
         try:
-            tree = ast.parse(source if isinstance(source, str) else "".join(source))
-        except SyntaxError:
-            continue
-        grade_id = cell.get("metadata", {}).get("nbgrader", {}).get("grade_id")
-        where = f"cell {index + 1}" + (f" ({grade_id})" if isinstance(grade_id, str) else "")
+            tree = ast.parse(python_source(cell))
+        except (SyntaxError, ValueError, MemoryError, RecursionError):
+            continue  # the cell fails when it runs, and its error is reported
+        name = grade_id(cell)
+        where = f"cell {index + 1}" + (f" ({name})" if name else "")
         for flag in dict.fromkeys(_cell_flags(tree)):
             flags.append(f"{where} {flag}")
     return flags

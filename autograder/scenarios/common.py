@@ -150,8 +150,17 @@ def _encode_tensor(tensor, torch):
 # --------------------------------------------------------------------------- decoding
 
 
-def decode(data, depth: int = 0):
+def decode(data):
     """The transcript that `encode` produced; raises ValueError on anything malformed."""
+    try:
+        return _decode(data, 0)
+    except ValueError:
+        raise
+    except Exception as err:  # noqa: BLE001 (numpy and torch raise many kinds on bad input)
+        raise ValueError(f"malformed transcript ({type(err).__name__})") from None
+
+
+def _decode(data, depth: int):
     if depth > MAX_DEPTH + 1:
         raise ValueError("nested too deeply")
     if data is None or isinstance(data, bool | int | float):
@@ -161,14 +170,14 @@ def decode(data, depth: int = 0):
             raise ValueError("string too long")
         return data
     if isinstance(data, list):
-        return [decode(v, depth + 1) for v in data]
+        return [_decode(v, depth + 1) for v in data]
     if not isinstance(data, dict) or len(data) != 1:
         raise ValueError(f"unexpected {type_name(data)}")
     ((tag, body),) = data.items()
     if tag == "tu" and isinstance(body, list):
-        return tuple(decode(v, depth + 1) for v in body)
+        return tuple(_decode(v, depth + 1) for v in body)
     if tag == "di" and isinstance(body, dict):
-        return Transcript({_string(k): decode(v, depth + 1) for k, v in body.items()})
+        return Transcript({_string(k): _decode(v, depth + 1) for k, v in body.items()})
     if tag == "f":
         if not _is_float_repr(body):
             raise ValueError("malformed float")
@@ -214,7 +223,9 @@ def _decode_array(body):
         and all(isinstance(n, int) and not isinstance(n, bool) and 0 <= n for n in shape)
     ):
         raise ValueError("malformed array shape")
-    size = int(np.prod(shape, dtype=np.float64))
+    size = 1
+    for n in shape:
+        size = min(size * n, MAX_ELEMENTS + 1)
     if size > MAX_ELEMENTS or not isinstance(b64, str) or not isinstance(scalar, bool):
         raise ValueError("malformed array")
     raw = base64.b64decode(b64.encode(), validate=True)
@@ -240,4 +251,5 @@ def _decode_tensor(body):
     tensor = torch.from_numpy(arr).to(getattr(torch, dtype.removeprefix("torch.")))
     if parameter:
         return torch.nn.Parameter(tensor, requires_grad=requires_grad)
-    return tensor.requires_grad_(requires_grad) if tensor.is_floating_point() else tensor
+    differentiable = tensor.is_floating_point() or tensor.is_complex()
+    return tensor.requires_grad_(requires_grad) if differentiable else tensor
