@@ -20,8 +20,9 @@ import sys
 import time
 from pathlib import Path
 
+from autograder.files import write_atomic
 from autograder.plan import REPO, SOLUTIONS, PlanError, assignments, load_plan
-from autograder.records import Records, write_atomic
+from autograder.records import Records
 from autograder.sandbox import Limits, check_support
 
 DEFAULT_GRADING = REPO / "grading"

@@ -96,7 +96,6 @@ import os
 import re
 import stat
 import struct
-import tempfile
 import unicodedata
 import warnings
 import zipfile
@@ -108,6 +107,8 @@ from datetime import UTC, datetime
 from pathlib import Path, PurePosixPath
 
 import nbformat
+
+from autograder.files import write_atomic
 
 MAX_NOTEBOOK_BYTES = 50 * 2**20
 """A notebook larger than this (declared or read) is skipped."""
@@ -633,9 +634,9 @@ def _store_one(submission: Submission, submitted_dir: Path) -> str | None:
                 f"older than the submission already stored ({format_timestamp(old_time)}); "
                 "kept that one"
             )
-        _write_atomic(_superseded_path(submitted_dir, submission, old_time), old)
-    _write_atomic(target, submission.notebook)
-    _write_atomic(folder / TIMESTAMP_FILE, format_timestamp(submission.timestamp).encode())
+        write_atomic(_superseded_path(submitted_dir, submission, old_time), old)
+    write_atomic(target, submission.notebook)
+    write_atomic(folder / TIMESTAMP_FILE, format_timestamp(submission.timestamp).encode())
     return None
 
 
@@ -680,22 +681,6 @@ def _superseded_path(submitted_dir: Path, submission: Submission, old_time: floa
         number += 1
         path = folder / f"{stem}-{number}.ipynb"
     return path
-
-
-def _write_atomic(path: Path, data: bytes) -> None:
-    """Write `data` to a hidden temporary file beside `path`, then rename it over `path`."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    descriptor, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    try:
-        with os.fdopen(descriptor, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.chmod(temporary, 0o644)
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
 
 
 # --- helpers -------------------------------------------------------------------------------
