@@ -72,31 +72,69 @@ def _unpacked(targets):
             yield target
 
 
-def _cell_flags(tree: ast.AST) -> list[str]:
+def _aliases(trees) -> dict[str, str]:
+    """Local names bound by imports anywhere in the notebook, to the dotted names they
+    stand for: ``import numpy as m`` gives m -> numpy, ``from os import kill`` kill -> os.kill.
+    """
+    aliases = {}
+    for tree in trees:
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Import):
+                for alias in node.names:
+                    if alias.asname:
+                        aliases[alias.asname] = alias.name
+            elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
+                for alias in node.names:
+                    aliases[alias.asname or alias.name] = f"{node.module}.{alias.name}"
+    return aliases
+
+
+def _resolved(name: str | None, aliases: dict[str, str]) -> str | None:
+    """`name` with its first part replaced by what an import bound it to."""
+    if name is None:
+        return None
+    first, _, rest = name.partition(".")
+    return ".".join(filter(None, [aliases.get(first, first), rest]))
+
+
+def _imported(node, aliases) -> list[str]:
+    """Module names an import statement or an import call brings in."""
+    if isinstance(node, ast.Import):
+        return [alias.name for alias in node.names]
+    if isinstance(node, ast.ImportFrom):
+        return [node.module] if node.module else []
+    name = _resolved(_dotted(node.func), aliases)
+    if name in ("importlib.import_module", "__import__") and node.args:
+        first = node.args[0]
+        if isinstance(first, ast.Constant) and isinstance(first.value, str):
+            return [first.value]
+    return []
+
+
+def _cell_flags(tree: ast.AST, aliases: dict[str, str]) -> list[str]:
     flags = []
     for node in ast.walk(tree):
         if isinstance(node, ast.Assign | ast.AugAssign | ast.AnnAssign | ast.Delete):
             targets = node.targets if isinstance(node, ast.Assign | ast.Delete) else [node.target]
             for target in _unpacked(targets):
                 name = _dotted(target) if isinstance(target, ast.Attribute) else None
-                if name and name.split(".")[0] in PATCHABLE and not name.startswith(SETTINGS):
+                resolved = _resolved(name, aliases)
+                if name and _patchable(name, resolved):
                     flags.append(f"replaces {name}")
-        elif isinstance(node, ast.Call):
+        if isinstance(node, ast.Call):
             name = _dotted(node.func)
-            if name in CALLS:
-                flags.append(f"calls {name} ({CALLS[name]})")
-            elif name in ("open", "io.open", "pathlib.Path", "Path") or (
+            resolved = _resolved(name, aliases)
+            if resolved in CALLS or name in CALLS:
+                flags.append(f"calls {name} ({CALLS.get(resolved) or CALLS[name]})")
+            elif resolved in ("open", "io.open", "pathlib.Path", "Path") or (
                 name and name.endswith((".read_text", ".read_bytes", ".listdir", ".walk"))
             ):
                 for arg in node.args:
                     if isinstance(arg, ast.Constant) and isinstance(arg.value, str):
                         if PATHS.search(arg.value) or arg.value.startswith("/"):
                             flags.append(f"opens {arg.value!r}")
-        elif isinstance(node, ast.Import | ast.ImportFrom):
-            names = [a.name for a in node.names] if isinstance(node, ast.Import) else []
-            if isinstance(node, ast.ImportFrom) and node.module:
-                names.append(node.module)
-            for name in names:
+        if isinstance(node, ast.Import | ast.ImportFrom | ast.Call):
+            for name in _imported(node, aliases):
                 top = name.split(".")[0]
                 if top in MODULES:
                     flags.append(f"imports {name} ({MODULES[top]})")
@@ -109,18 +147,31 @@ def _cell_flags(tree: ast.AST) -> list[str]:
     return flags
 
 
+def _patchable(name: str, resolved: str | None) -> set[str]:
+    """Those of `name` and `resolved` that are attributes of a module learners must not
+    replace (and not a setting such as torch.backends.cudnn.deterministic)."""
+    return {
+        n
+        for n in (name, resolved)
+        if n and n.split(".")[0] in PATCHABLE and not n.startswith(SETTINGS)
+    }
+
+
 def suspicious_code(notebook) -> list[str]:
     """One line per suspicious construct in the notebook's code cells, naming the cell."""
-    flags = []
+    trees = {}
     for index, cell in enumerate(notebook.cells):
         if cell.get("cell_type") != "code":
             continue
         try:
-            tree = ast.parse(python_source(cell))
+            trees[index] = ast.parse(python_source(cell))
         except (SyntaxError, ValueError, MemoryError, RecursionError):
             continue  # the cell fails when it runs, and its error is reported
-        name = grade_id(cell)
+    aliases = _aliases(trees.values())
+    flags = []
+    for index, tree in trees.items():
+        name = grade_id(notebook.cells[index])
         where = f"cell {index + 1}" + (f" ({name})" if name else "")
-        for flag in dict.fromkeys(_cell_flags(tree)):
+        for flag in dict.fromkeys(_cell_flags(tree, aliases)):
             flags.append(f"{where} {flag}")
     return flags

@@ -58,6 +58,22 @@ FLAGGED = {
         "imports subprocess (runs other programs)",
     ),
     "/etc/passwd": ("text = open('/etc/passwd').read()", "opens '/etc/passwd'"),
+    "numpy under another name": (
+        "import numpy as m\nm.allclose = lambda *a, **k: True",
+        "replaces m.allclose",
+    ),
+    "testing imported from numpy": (
+        "from numpy import testing as t\nt.assert_allclose = print",
+        "replaces t.assert_allclose",
+    ),
+    "kill imported from os": (
+        "from os import kill\nkill(1, 9)",
+        "calls kill (signals processes)",
+    ),
+    "importlib": (
+        "import importlib\nimportlib.import_module('autograder.reference')",
+        "imports autograder.reference (imports the course's grading package)",
+    ),
     "solutions/": (
         "nb = open('../solutions/bn01_forward/bn01_forward.ipynb').read()",
         "opens '../solutions/bn01_forward/bn01_forward.ipynb'",
@@ -152,3 +168,12 @@ def test_a_deeply_nested_expression_is_skipped():
     assert suspicious_code(notebook("-" * 10_000 + "1", "import ctypes")) == [
         "cell 2 imports ctypes (loads native code)"
     ]
+
+
+def test_an_alias_bound_in_one_cell_counts_in_another():
+    flags = suspicious_code(notebook("import torch as tt", "tt.allclose = lambda *a: True"))
+    assert flags == ["cell 2 replaces tt.allclose"]
+
+
+def test_rebinding_an_imported_name_replaces_nothing_in_the_module():
+    assert suspicious_code(notebook("from numpy import allclose\nallclose = 1")) == []
