@@ -85,9 +85,13 @@ def cmd_collect(args, records: Records) -> int:
         _known([args.assignment])
     try:
         known = collecting.known_assignments(SOLUTIONS)
+        roster = collecting.read_roster(Path(args.roster)) if args.roster else {}
         found, skipped = collecting.scan(Path(args.source), known, assignment=args.assignment)
     except collecting.CollectError as err:
         raise CommandError(str(err)) from None
+    if roster:
+        found, merged = collecting.rename(found, roster)
+        skipped += merged
     not_stored = collecting.store(found, records.submitted)
     unchanged = [s for s in not_stored if s.reason.startswith("already stored")]
     refused = [s for s in not_stored if s not in unchanged]
@@ -328,6 +332,11 @@ def parser() -> argparse.ArgumentParser:
     )
     collect.add_argument("source", help="a folder of notebooks or a .zip export")
     collect.add_argument("--assignment", help="every notebook must be this assignment")
+    collect.add_argument(
+        "--roster",
+        help="CSV with columns 'collected' (an id as collect makes it, e.g. Moodle's "
+        "Jane-Doe_4711) and 'student' (the id to use instead)",
+    )
     collect.set_defaults(run=cmd_collect)
 
     grade = commands.add_parser("grade", help="autograde collected submissions in the sandbox")

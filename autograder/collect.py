@@ -90,6 +90,7 @@ deleted.
 from __future__ import annotations
 
 import copy
+import csv
 import json
 import lzma
 import os
@@ -252,6 +253,39 @@ def scan(
     candidates, clashes = _drop_shared_ids(candidates)
     kept, duplicates = _drop_duplicates([c.submission for c in candidates])
     return kept, skipped + clashes + duplicates
+
+
+def read_roster(path: Path) -> dict[str, str]:
+    """A roster: a CSV file with the columns ``collected`` (an id as `scan` makes it, such as
+    Moodle's ``Jane-Doe_4711``) and ``student`` (the id to use instead)."""
+    try:
+        with Path(path).open(newline="", encoding="utf-8-sig") as handle:
+            rows = list(csv.DictReader(handle))
+    except (OSError, UnicodeDecodeError, csv.Error) as error:
+        raise CollectError(f"cannot read the roster {path}: {_one_line(error)}") from None
+    if not rows or not {"collected", "student"} <= set(rows[0]):
+        raise CollectError(f"the roster {path} needs the columns 'collected' and 'student'")
+    roster = {}
+    for number, row in enumerate(rows, start=2):
+        collected, student = ((row.get(k) or "").strip() for k in ("collected", "student"))
+        if not _SAFE_ID.fullmatch(student) or student.startswith("."):
+            raise CollectError(
+                f"the roster {path}, line {number}: {student!r} is not a usable student id "
+                "(letters, digits, '_', '.', '-')"
+            )
+        if roster.get(collected, student) != student:
+            raise CollectError(f"the roster {path}, line {number}: {collected!r} is listed twice")
+        roster[collected] = student
+    return roster
+
+
+def rename(
+    submissions: list[Submission], roster: dict[str, str]
+) -> tuple[list[Submission], list[Skipped]]:
+    """Submissions with their student ids replaced as `roster` says (ids it does not list
+    stay); if two then belong to one student and assignment, the newest is kept."""
+    renamed = [replace(s, student=roster.get(s.student, s.student)) for s in submissions]
+    return _drop_duplicates(renamed)
 
 
 def store(submissions: list[Submission], submitted_dir: Path) -> list[Skipped]:

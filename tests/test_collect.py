@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import struct
 import zipfile
 from datetime import UTC, datetime
@@ -801,3 +802,59 @@ def test_collected_canvas_zip_round_trips_through_submitted(tmp_path, assignment
     assert (submitted / "mlee/bn02_backward/timestamp.txt").read_text() == (
         "2024-03-02 00:00:00.000000 UTC"
     )
+
+
+# --- rosters -------------------------------------------------------------------------------
+
+
+def write_roster(path, text: str):
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def test_a_roster_joins_one_students_moodle_ids_across_assignments(tmp_path, capsys):
+    from autograder.cli import main
+
+    first = write_zip(
+        tmp_path / "a.zip",
+        [("Jane Doe_4711_assignsubmission_file_/x.ipynb", exercise("bn01_forward"), "2024-03-01")],
+    )
+    second = write_zip(
+        tmp_path / "b.zip",
+        [("Jane Doe_9_assignsubmission_file_/y.ipynb", exercise("bn02_backward"), "2024-03-02")],
+    )
+    roster = write_roster(
+        tmp_path / "roster.csv", "collected,student\nJane-Doe_4711,jdoe\nJane-Doe_9,jdoe\n"
+    )
+    grading = tmp_path / "grading"
+    for source in (first, second):
+        args = ["--grading-dir", str(grading), "collect", str(source), "--roster", str(roster)]
+        assert main(args) == 0
+    stored = sorted(p.relative_to(grading / "submitted") for p in grading.rglob("*.ipynb"))
+    assert [str(p) for p in stored] == [
+        "jdoe/bn01_forward/bn01_forward.ipynb",
+        "jdoe/bn02_backward/bn02_backward.ipynb",
+    ]
+
+
+def test_rename_keeps_the_newest_when_two_ids_become_one():
+    older = collect.Submission("a_1", "bn01_forward", b"{}", 1.0, "old.ipynb")
+    newer = collect.Submission("a_2", "bn01_forward", b"{}", 2.0, "new.ipynb")
+    other = collect.Submission("bob", "bn01_forward", b"{}", 1.0, "bob.ipynb")
+    kept, skipped = collect.rename([older, newer, other], {"a_1": "ann", "a_2": "ann"})
+    placed = sorted((s.student, s.origin) for s in kept)
+    assert placed == [("ann", "new.ipynb"), ("bob", "bob.ipynb")]
+    assert skipped == [collect.Skipped("old.ipynb", "duplicate of new.ipynb (older)")]
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("id,name\nx,y\n", "needs the columns 'collected' and 'student'"),
+        ("collected,student\nx,../etc\n", "'../etc' is not a usable student id"),
+        ("collected,student\nx,a\nx,b\n", "line 3: 'x' is listed twice"),
+    ],
+)
+def test_a_bad_roster_is_one_clear_error(tmp_path, text, message):
+    with pytest.raises(collect.CollectError, match=re.escape(message)):
+        collect.read_roster(write_roster(tmp_path / "roster.csv", text))
