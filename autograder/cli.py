@@ -302,6 +302,11 @@ def cmd_export(args, records: Records) -> int:
 # ---------------------------------------------------------------------------- main
 
 
+def _command(commands, name: str, summary: str) -> argparse.ArgumentParser:
+    """A subcommand whose one-line summary is also the description its --help shows."""
+    return commands.add_parser(name, help=summary, description=summary[0].upper() + summary[1:])
+
+
 def parser() -> argparse.ArgumentParser:
     main = argparse.ArgumentParser(
         prog="python -m autograder",
@@ -321,14 +326,14 @@ def parser() -> argparse.ArgumentParser:
             )
         p.add_argument("--student", action="append", help="only this student (repeatable)")
 
-    release = commands.add_parser(
-        "release", help="generate the student notebooks (exercises/) and register assignments"
+    release = _command(
+        commands, "release", "generate the student notebooks (exercises/) and register assignments"
     )
     release.add_argument("assignment", nargs="*", help="assignment ids (default: all)")
     release.set_defaults(run=cmd_release)
 
-    collect = commands.add_parser(
-        "collect", help="import submissions from a folder or an LMS zip (Canvas, Moodle)"
+    collect = _command(
+        commands, "collect", "import submissions from a folder or an LMS zip (Canvas, Moodle)"
     )
     collect.add_argument("source", help="a folder of notebooks or a .zip export")
     collect.add_argument("--assignment", help="every notebook must be this assignment")
@@ -339,7 +344,7 @@ def parser() -> argparse.ArgumentParser:
     )
     collect.set_defaults(run=cmd_collect)
 
-    grade = commands.add_parser("grade", help="autograde collected submissions in the sandbox")
+    grade = _command(commands, "grade", "autograde collected submissions in the sandbox")
     assignment_option(grade)
     grade.add_argument(
         "--workers",
@@ -361,12 +366,12 @@ def parser() -> argparse.ArgumentParser:
     grade.add_argument("--quiet", action="store_true", help="no progress bar")
     grade.set_defaults(run=cmd_grade)
 
-    feedback = commands.add_parser("feedback", help="write an HTML feedback page per submission")
+    feedback = _command(commands, "feedback", "write an HTML feedback page per submission")
     assignment_option(feedback)
     feedback.set_defaults(run=cmd_feedback)
 
-    export = commands.add_parser(
-        "export", help="write a CSV with a row per student and a column per graded part"
+    export = _command(
+        commands, "export", "write a CSV with a row per student and a column per graded part"
     )
     export.add_argument("--to", help="the CSV file (default: GRADING_DIR/grades.csv)")
     export.set_defaults(run=cmd_export)
