@@ -92,23 +92,6 @@ def check_close(
     )
 
 
-def call_learner(fn, *args, what: str | None = None, **kwargs):
-    """Call a learner's function and return its result.
-
-    Any exception it raises becomes a short `Failure` such as "batchnorm_forward raised
-    NotImplementedError: ..." (no traceback into the check code). `what` names the call
-    in the message; it defaults to the function's name.
-    """
-    name = what or getattr(fn, "__name__", None) or type(fn).__name__
-    try:
-        return fn(*args, **kwargs)
-    except Exception as err:  # noqa: BLE001 (any learner error becomes feedback)
-        detail = str(err).strip().splitlines()[0] if str(err).strip() else ""
-        raise Failure(
-            f"{name} raised {type(err).__name__}" + (f": {detail}" if detail else "") + "."
-        ) from None
-
-
 def learner_check(check):
     """Decorate a hidden-test check so a failure shows its message, not the check's code.
 
